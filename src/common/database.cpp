@@ -1,0 +1,116 @@
+#include "common/database.hpp"
+
+#include <regex>
+
+#include <fmt/format.h>
+#include <pqxx/except>
+
+namespace common {
+
+database_config parse_database_config(config_reader& reader, std::string application_name) {
+  database_config config;
+  config.url = reader.get_string("database.url", config.url, {"DATABASE_URL"});
+  if (config.url.rfind("postgresql://", 0) != 0 && config.url.rfind("postgres://", 0) != 0) {
+    throw config_error("database.url", fmt::format("database.url must be a postgresql:// URI, got \"{}\"",
+                                                   redacted_url(config.url)));
+  }
+  config.connect_timeout = reader.get_duration("database.connect_timeout", config.connect_timeout,
+                                               std::chrono::seconds(1), std::chrono::minutes(5));
+  config.password = read_secret("database-password", "DATABASE_PASSWORD");
+  config.application_name = std::move(application_name);
+  return config;
+}
+
+namespace {
+std::string percent_encode(const std::string& value) {
+  std::string out;
+  for (const char ch : value) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += ch;
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::string connection_string(const database_config& config) {
+  std::string out = config.url;
+  char separator = out.find('?') == std::string::npos ? '?' : '&';
+  auto add = [&](std::string_view name, const std::string& value) {
+    out += fmt::format("{}{}={}", separator, name, percent_encode(value));
+    separator = '&';
+  };
+  const auto timeout_s = std::chrono::duration_cast<std::chrono::seconds>(config.connect_timeout).count();
+  add("connect_timeout", std::to_string(std::max<long long>(1, timeout_s)));
+  if (!config.application_name.empty()) add("application_name", config.application_name);
+  if (!config.password.empty()) add("password", config.password.reveal());
+  return out;
+}
+
+std::string redacted_url(const std::string& url) {
+  static const std::regex credentials(R"(://([^:@/]+):[^@/]*@)");
+  static const std::regex password_param(R"(([?&]password=)[^&]*)");
+  return std::regex_replace(std::regex_replace(url, credentials, "://$1:***@"), password_param, "$1***");
+}
+
+bool is_retryable(const std::exception& error) noexcept {
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return false;
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return true;
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return true;  // serialization, deadlock
+  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
+    const std::string& state = sql->sqlstate();
+    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions.
+    return state == "57P01" || state == "57P02" || state == "57P03" || state.rfind("08", 0) == 0;
+  }
+  return false;
+}
+
+connection_pool::connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout)
+    : connection_string_(connection_string(config)), size_(size), acquire_timeout_(acquire_timeout) {}
+
+connection_pool::~connection_pool() = default;
+
+connection_pool::lease::~lease() {
+  if (pool_ != nullptr) pool_->give_back(std::move(connection_));
+}
+
+connection_pool::lease connection_pool::acquire() {
+  std::unique_lock lock(mutex_);
+  if (!available_.wait_for(lock, acquire_timeout_, [&] { return in_use_ < size_; })) throw pool_timeout();
+  ++in_use_;
+  std::unique_ptr<pqxx::connection> connection;
+  while (!idle_.empty() && !connection) {
+    connection = std::move(idle_.back());
+    idle_.pop_back();
+    if (!connection->is_open()) connection.reset();
+  }
+  lock.unlock();
+  if (!connection) {
+    try {
+      connection = std::make_unique<pqxx::connection>(connection_string_);
+    } catch (...) {
+      give_back(nullptr);
+      throw;
+    }
+  }
+  return lease(*this, std::move(connection));
+}
+
+std::size_t connection_pool::in_use() const {
+  std::lock_guard lock(mutex_);
+  return in_use_;
+}
+
+void connection_pool::give_back(std::unique_ptr<pqxx::connection> connection) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    --in_use_;
+    if (connection && connection->is_open()) idle_.push_back(std::move(connection));
+  }
+  available_.notify_one();
+}
+
+}  // namespace common

@@ -1,0 +1,64 @@
+#include "common/kafka.hpp"
+
+#include <array>
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+
+namespace common::kafka {
+
+void handle_deleter::operator()(rd_kafka_s* p) const noexcept { rd_kafka_destroy(p); }
+void conf_deleter::operator()(rd_kafka_conf_s* p) const noexcept { rd_kafka_conf_destroy(p); }
+void partition_list_deleter::operator()(rd_kafka_topic_partition_list_s* list) const noexcept {
+  rd_kafka_topic_partition_list_destroy(list);
+}
+void message_deleter::operator()(rd_kafka_message_s* p) const noexcept { rd_kafka_message_destroy(p); }
+void headers_deleter::operator()(rd_kafka_headers_s* p) const noexcept { rd_kafka_headers_destroy(p); }
+
+kafka_config parse_kafka_config(config_reader& reader) {
+  kafka_config config;
+  config.bootstrap_servers = reader.get_string("kafka.brokers", config.bootstrap_servers, {"KAFKA_BOOTSTRAP_SERVERS"});
+  if (config.bootstrap_servers.empty()) {
+    throw config_error("kafka.brokers", "kafka.brokers must list at least one host:port");
+  }
+  config.properties = reader.get_properties("kafka.properties");
+  return config;
+}
+
+conf make_conf(const kafka_config& config, const std::map<std::string, std::string>& defaults) {
+  conf result(rd_kafka_conf_new());
+  std::array<char, 512> error{};
+  auto set = [&](const std::string& name, const std::string& value, const std::string& origin) {
+    if (rd_kafka_conf_set(result.get(), name.c_str(), value.c_str(), error.data(), error.size()) != RD_KAFKA_CONF_OK) {
+      throw config_error(origin, fmt::format("{}: {} (see librdkafka CONFIGURATION.md)", origin, error.data()));
+    }
+  };
+  for (const auto& [name, value] : defaults) set(name, value, "kafka default " + name);
+  for (const auto& [name, value] : config.properties) set(name, value, "kafka.properties." + name);
+  set("bootstrap.servers", config.bootstrap_servers, "kafka.brokers");
+  return result;
+}
+
+namespace {
+handle make_handle(rd_kafka_type_t type, conf configuration) {
+  std::array<char, 512> error{};
+  rd_kafka_t* raw = rd_kafka_new(type, configuration.get(), error.data(), error.size());
+  if (raw == nullptr) throw config_error("kafka.properties", fmt::format("cannot create Kafka client: {}", error.data()));
+  static_cast<void>(configuration.release());  // rd_kafka_new took ownership of the conf on success
+  return handle(raw);
+}
+}  // namespace
+
+handle make_producer(conf configuration) { return make_handle(RD_KAFKA_PRODUCER, std::move(configuration)); }
+handle make_consumer(conf configuration) { return make_handle(RD_KAFKA_CONSUMER, std::move(configuration)); }
+
+bool broker_reachable(rd_kafka_s* client, std::chrono::milliseconds timeout) {
+  const struct rd_kafka_metadata* metadata = nullptr;
+  const auto err = rd_kafka_metadata(client, 0, nullptr, &metadata, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  const bool reachable = metadata->broker_cnt > 0;
+  rd_kafka_metadata_destroy(metadata);
+  return reachable;
+}
+
+}  // namespace common::kafka

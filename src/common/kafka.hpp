@@ -1,0 +1,63 @@
+#pragma once
+// librdkafka glue: RAII holders for its C handles, configuration and a readiness probe.
+// librdkafka's header stays out of here; code that calls its API includes <librdkafka/rdkafka.h>.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/config.hpp"
+
+struct rd_kafka_s;
+struct rd_kafka_conf_s;
+struct rd_kafka_topic_partition_list_s;
+struct rd_kafka_message_s;
+struct rd_kafka_headers_s;
+
+namespace common::kafka {
+
+struct handle_deleter {
+  void operator()(rd_kafka_s* p) const noexcept;  // rd_kafka_destroy: blocks until its threads end
+};
+struct conf_deleter {
+  void operator()(rd_kafka_conf_s* p) const noexcept;
+};
+struct partition_list_deleter {
+  void operator()(rd_kafka_topic_partition_list_s* p) const noexcept;
+};
+struct message_deleter {
+  void operator()(rd_kafka_message_s* p) const noexcept;
+};
+struct headers_deleter {
+  void operator()(rd_kafka_headers_s* p) const noexcept;
+};
+
+using handle = std::unique_ptr<rd_kafka_s, handle_deleter>;
+using conf = std::unique_ptr<rd_kafka_conf_s, conf_deleter>;
+using partition_list = std::unique_ptr<rd_kafka_topic_partition_list_s, partition_list_deleter>;
+using message = std::unique_ptr<rd_kafka_message_s, message_deleter>;
+using headers = std::unique_ptr<rd_kafka_headers_s, headers_deleter>;
+
+struct kafka_config {
+  std::string bootstrap_servers = "127.0.0.1:59092";
+  /// Any librdkafka property; applied after the daemon's defaults, so it wins.
+  std::map<std::string, std::string> properties;
+};
+
+/// Reads kafka.brokers (alias KAFKA_BOOTSTRAP_SERVERS) and the pass-through [kafka.properties].
+kafka_config parse_kafka_config(config_reader& reader);
+
+/// A conf with `defaults`, then config.properties, then bootstrap.servers applied.
+/// A property librdkafka rejects throws config_error naming kafka.properties.<name>.
+conf make_conf(const kafka_config& config, const std::map<std::string, std::string>& defaults);
+
+/// Creates a producer or consumer handle. On success librdkafka owns `configuration`
+/// (it is released here); on failure it stays with the caller's holder and config_error is thrown.
+handle make_producer(conf configuration);
+handle make_consumer(conf configuration);
+
+/// Asks the cluster for metadata; true when at least one broker answered within `timeout`.
+bool broker_reachable(rd_kafka_s* client, std::chrono::milliseconds timeout);
+
+}  // namespace common::kafka

@@ -1,0 +1,28 @@
+#include "walletctl/commands.hpp"
+
+#include <charconv>
+
+namespace walletctl {
+
+common::database_config database_from(const std::optional<std::string>& url_flag) {
+  auto reader = common::config_reader::from_string("", "WALLETCTL");
+  auto config = common::parse_database_config(reader, "walletctl");
+  if (url_flag) config.url = *url_flag;
+  return config;
+}
+
+std::size_t parse_count(const std::string& text, const char* what) {
+  std::size_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || value == 0) {
+    throw usage_error(std::string(what) + " must be a positive whole number, got \"" + text + "\"");
+  }
+  return value;
+}
+
+const std::vector<command>& all_commands() {
+  static const std::vector<command> commands = {migrate_command()};
+  return commands;
+}
+
+}  // namespace walletctl

@@ -1,0 +1,43 @@
+#pragma once
+// walletctl's subcommands. Each lives in its own file and is listed in all_commands().
+
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/database.hpp"
+
+namespace walletctl {
+
+/// Wrong arguments: main prints the command's usage and exits 2.
+class usage_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct context {
+  common::database_config database;
+  std::ostream& out;
+};
+
+struct command {
+  std::string name;
+  std::string usage;
+  std::function<int(context&, std::span<const std::string>)> run;
+};
+
+/// DATABASE_URL (or --database-url) and the password secret.
+common::database_config database_from(const std::optional<std::string>& url_flag);
+
+/// Parses a positive count argument; throws usage_error naming it.
+std::size_t parse_count(const std::string& text, const char* what);
+
+command migrate_command();
+
+const std::vector<command>& all_commands();
+
+}  // namespace walletctl

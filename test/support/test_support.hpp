@@ -1,0 +1,102 @@
+#pragma once
+// Helpers for the integration suites (*_itest.cpp). Endpoints come from the environment that
+// `scripts/services env` prints; nothing here hard-codes a host.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include "common/database.hpp"
+
+namespace test_support {
+
+using namespace std::chrono_literals;
+
+/// The variable's value; throws with a hint to `eval "$(scripts/services env)"` when unset.
+std::string require_env(const char* name);
+
+/// "<prefix>_<pid>_<n>": unique per process and call, safe as a schema, topic or group name.
+std::string unique_name(std::string_view prefix);
+
+/// Path of a daemon binary in build/bin.
+std::string bin_path(std::string_view name);
+
+/// Polls `done` every `poll` until it returns true or `timeout` passes; returns its last answer.
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = 50ms);
+
+/// A schema of its own with every migration applied, dropped (CASCADE) at destruction.
+/// Daemons started with url() see only this schema (search_path in the libpq options).
+class test_schema {
+ public:
+  test_schema();
+  ~test_schema();
+  test_schema(const test_schema&) = delete;
+  test_schema& operator=(const test_schema&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+  /// DATABASE_URL with `options=-csearch_path=<name>`.
+  const std::string& url() const noexcept { return url_; }
+  pqxx::connection connect() const;
+  common::database_config database_config(std::string application_name = "test") const;
+
+ private:
+  std::string base_url_;
+  std::string name_;
+  std::string url_;
+};
+
+/// A child process started with fork/exec, stdout+stderr to `log_path`. Killed (SIGKILL) and
+/// reaped at destruction if still running.
+class child_process {
+ public:
+  child_process(std::string binary, std::vector<std::string> args, std::map<std::string, std::string> extra_env,
+                std::string log_path);
+  ~child_process();
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  int pid() const noexcept { return pid_; }
+  void signal(int signo) const;
+  /// Waits for the exit; returns the exit code (128+signal when killed) or nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+  /// The log so far.
+  std::string log() const;
+  /// True once the log contains `text`.
+  bool log_contains(std::string_view text) const { return log().find(text) != std::string::npos; }
+
+ private:
+  int pid_ = -1;
+  std::optional<int> status_;
+  std::string log_path_;
+};
+
+/// Runs `$OUTBOX_SERVICES_SCRIPT <action> <service>` (e.g. "down", "kafka") and checks it succeeded.
+void services(std::string_view action, std::string_view service);
+
+struct consumed_message {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::optional<std::string> key;
+  std::string payload;
+  std::map<std::string, std::string> headers;
+};
+
+/// Reads `topic` from the beginning of every partition (no consumer group) until `count`
+/// messages arrived or `timeout` passed. Messages come grouped by partition, each in offset order.
+std::vector<consumed_message> read_topic(const std::string& topic, std::size_t count,
+                                         std::chrono::milliseconds timeout);
+
+/// Creates `topic` with `partitions` partitions on the test broker (idempotent).
+void create_topic(const std::string& topic, int partitions);
+
+}  // namespace test_support
