@@ -159,6 +159,8 @@ void server::start() {
                                                   impl_->config.port));
   }
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
+  // Tests and operators read the bound port from this line (port 0 asks for an ephemeral one).
+  spdlog::info("listening on http://{}:{}", impl_->config.bind_address, impl_->bound_port);
   impl_->accept();
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->config.threads); ++i) {
     impl_->threads.emplace_back([this] { impl_->io.run(); });

@@ -60,7 +60,8 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds and starts the I/O threads. Throws std::system_error naming the address when bind fails.
+  /// Binds and starts the I/O threads, logging "listening on http://<address>:<port>".
+  /// Throws std::system_error naming the address when bind fails.
   void start();
   /// Stops accepting, closes connections and joins the threads. Idempotent.
   void stop() noexcept;
