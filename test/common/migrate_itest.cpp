@@ -1,0 +1,98 @@
+#include <catch2/catch.hpp>
+
+#include <pqxx/pqxx>
+
+#include "common/migrate.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+// A bare schema (no migrations applied), dropped at the end.
+struct bare_schema {
+  bare_schema() : base(test_support::require_env("DATABASE_URL")), name(test_support::unique_name("m")) {
+    pqxx::connection admin(base);
+    pqxx::nontransaction(admin).exec0("CREATE SCHEMA " + name);
+    url = base + "?options=-csearch_path%3D" + name;
+  }
+  ~bare_schema() {
+    pqxx::connection admin(base);
+    pqxx::nontransaction(admin).exec0("DROP SCHEMA " + name + " CASCADE");
+  }
+  std::string base, name, url;
+};
+
+int count_tables(pqxx::connection& c, const std::string& schema) {
+  pqxx::read_transaction tx(c);
+  return tx.exec_params1("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename <> 'schema_migrations'",
+                         schema)[0]
+      .as<int>();
+}
+
+}  // namespace
+
+TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migrate's bookkeeping", "[migrate]") {
+  bare_schema schema;
+  pqxx::connection connection(schema.url);
+  common::migrator migrator(connection, common::default_migrations_dir());
+  REQUIRE_FALSE(migrator.available().empty());
+  const auto latest = migrator.available().back().version;
+
+  CHECK_FALSE(migrator.state().version.has_value());
+  const auto applied = migrator.up();
+  CHECK(applied.size() == migrator.available().size());
+  CHECK(migrator.state().version == latest);
+  CHECK_FALSE(migrator.state().dirty);
+  const int tables = count_tables(connection, schema.name);
+  CHECK(tables >= 5);
+  CHECK(migrator.up().empty());  // nothing pending: a second up is harmless
+
+  // golang-migrate's table: one row (version bigint, dirty boolean).
+  {
+    pqxx::read_transaction tx(connection);
+    const auto rows = tx.exec("SELECT version, dirty FROM schema_migrations");
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0][0].as<std::int64_t>() == latest);
+    CHECK_FALSE(rows[0][1].as<bool>());
+  }
+
+  const auto reverted = migrator.down(migrator.available().size());
+  CHECK(reverted.size() == migrator.available().size());
+  CHECK_FALSE(migrator.state().version.has_value());
+  CHECK(count_tables(connection, schema.name) == 0);
+
+  migrator.up();
+  CHECK(migrator.state().version == latest);
+  CHECK(count_tables(connection, schema.name) == tables);
+}
+
+TEST_CASE("migrations: a dirty database is refused until forced", "[migrate]") {
+  bare_schema schema;
+  pqxx::connection connection(schema.url);
+  common::migrator migrator(connection, common::default_migrations_dir());
+  migrator.up();
+  {
+    pqxx::work tx(connection);
+    tx.exec0("UPDATE schema_migrations SET dirty = true");
+    tx.commit();
+  }
+  CHECK_THROWS_WITH(migrator.up(), Catch::Contains("dirty") && Catch::Contains("force"));
+  migrator.force(migrator.available().back().version);
+  CHECK_FALSE(migrator.state().dirty);
+  CHECK(migrator.up().empty());
+}
+
+TEST_CASE("walletctl migrate status|up|down runs against the database", "[migrate][walletctl]") {
+  bare_schema schema;
+  std::vector<std::string> outputs;
+  for (const auto& args : std::vector<std::vector<std::string>>{{"migrate", "up"}, {"migrate", "status"},
+                                                                {"migrate", "down"}, {"migrate", "status"}}) {
+    const auto log = (std::filesystem::temp_directory_path() / (test_support::unique_name("walletctl") + ".log")).string();
+    test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url}}, log);
+    REQUIRE(p.wait(std::chrono::seconds(30)) == 0);
+    outputs.push_back(p.log());
+  }
+  CHECK_THAT(outputs[0], Catch::Contains("applied"));
+  CHECK_THAT(outputs[1], Catch::Contains("000001") && Catch::Contains("applied"));
+  CHECK_THAT(outputs[2], Catch::Contains("reverted 1 migration"));
+  CHECK_THAT(outputs[3], Catch::Contains("pending"));
+}
