@@ -14,6 +14,9 @@ class backoff {
 
   /// The delay before the next attempt; grows until reset().
   std::chrono::milliseconds next();
+  /// The delay before attempt number `attempt` (0 = the first retry), without touching the state:
+  /// for per-item schedules kept elsewhere (e.g. an outbox row's attempts column).
+  std::chrono::milliseconds delay_for(unsigned attempt);
   void reset() noexcept { attempt_ = 0; }
   unsigned attempt() const noexcept { return attempt_; }
 

@@ -1,9 +1,11 @@
 #include "common/kafka.hpp"
 
 #include <array>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
 
 namespace common::kafka {
 
@@ -14,6 +16,9 @@ void partition_list_deleter::operator()(rd_kafka_topic_partition_list_s* list) c
 }
 void message_deleter::operator()(rd_kafka_message_s* p) const noexcept { rd_kafka_message_destroy(p); }
 void headers_deleter::operator()(rd_kafka_headers_s* p) const noexcept { rd_kafka_headers_destroy(p); }
+void error_deleter::operator()(rd_kafka_error_s* p) const noexcept { rd_kafka_error_destroy(p); }
+void queue_deleter::operator()(rd_kafka_queue_s* p) const noexcept { rd_kafka_queue_destroy(p); }
+void event_deleter::operator()(rd_kafka_op_s* p) const noexcept { rd_kafka_event_destroy(p); }
 
 kafka_config parse_kafka_config(config_reader& reader) {
   kafka_config config;
@@ -37,6 +42,16 @@ conf make_conf(const kafka_config& config, const std::map<std::string, std::stri
   for (const auto& [name, value] : config.properties) set(name, value, "kafka.properties." + name);
   set("bootstrap.servers", config.bootstrap_servers, "kafka.brokers");
   return result;
+}
+
+void log_to_spdlog(rd_kafka_conf_s* configuration) {
+  rd_kafka_conf_set_log_cb(configuration, [](const rd_kafka_t*, int level, const char* facility, const char* text) {
+    if (level <= 4 && std::string_view(facility) == "CONFWARN") {
+      spdlog::warn("librdkafka: {}", text);
+    } else {
+      spdlog::debug("librdkafka {} {}: {}", level, facility, text);
+    }
+  });
 }
 
 namespace {

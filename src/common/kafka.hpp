@@ -14,6 +14,9 @@ struct rd_kafka_conf_s;
 struct rd_kafka_topic_partition_list_s;
 struct rd_kafka_message_s;
 struct rd_kafka_headers_s;
+struct rd_kafka_error_s;
+struct rd_kafka_queue_s;
+struct rd_kafka_op_s;  // rd_kafka_event_t
 
 namespace common::kafka {
 
@@ -32,12 +35,27 @@ struct message_deleter {
 struct headers_deleter {
   void operator()(rd_kafka_headers_s* p) const noexcept;
 };
+struct error_deleter {
+  void operator()(rd_kafka_error_s* p) const noexcept;  // rd_kafka_error_destroy
+};
+struct queue_deleter {
+  void operator()(rd_kafka_queue_s* p) const noexcept;  // rd_kafka_queue_destroy
+};
+struct event_deleter {
+  void operator()(rd_kafka_op_s* p) const noexcept;  // rd_kafka_event_destroy
+};
 
 using handle = std::unique_ptr<rd_kafka_s, handle_deleter>;
 using conf = std::unique_ptr<rd_kafka_conf_s, conf_deleter>;
 using partition_list = std::unique_ptr<rd_kafka_topic_partition_list_s, partition_list_deleter>;
 using message = std::unique_ptr<rd_kafka_message_s, message_deleter>;
 using headers = std::unique_ptr<rd_kafka_headers_s, headers_deleter>;
+/// What rd_kafka_produceva() and the transactional/admin calls return on failure.
+using error_object = std::unique_ptr<rd_kafka_error_s, error_deleter>;
+/// rd_kafka_queue_new() and friends: e.g. a private queue to wait for one commit with a deadline.
+using queue = std::unique_ptr<rd_kafka_queue_s, queue_deleter>;
+/// What rd_kafka_queue_poll() returns (rd_kafka_event_t).
+using event = std::unique_ptr<rd_kafka_op_s, event_deleter>;
 
 struct kafka_config {
   std::string bootstrap_servers = "127.0.0.1:59092";
@@ -51,6 +69,10 @@ kafka_config parse_kafka_config(config_reader& reader);
 /// A conf with `defaults`, then config.properties, then bootstrap.servers applied.
 /// A property librdkafka rejects throws config_error naming kafka.properties.<name>.
 conf make_conf(const kafka_config& config, const std::map<std::string, std::string>& defaults);
+
+/// Routes librdkafka's own log lines to spdlog: configuration warnings (CONFWARN) at warn,
+/// everything else (connection chatter, repeated every retry while a broker is down) at debug.
+void log_to_spdlog(rd_kafka_conf_s* configuration);
 
 /// Creates a producer or consumer handle. On success librdkafka owns `configuration`
 /// (it is released here); on failure it stays with the caller's holder and config_error is thrown.

@@ -37,6 +37,8 @@ common::database_config database_from(const std::optional<std::string>& url_flag
 std::size_t parse_count(const std::string& text, const char* what);
 
 command migrate_command();
+command dead_letters_command();
+command outbox_command();
 
 const std::vector<command>& all_commands();
 

@@ -1,0 +1,124 @@
+#include "relay/config.hpp"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "common/redis.hpp"
+
+namespace relay {
+
+using namespace std::chrono_literals;
+
+std::chrono::milliseconds message_timeout(std::chrono::milliseconds delivery_timeout) {
+  return delivery_timeout - std::max<std::chrono::milliseconds>(500ms, delivery_timeout / 10);
+}
+
+std::map<std::string, std::string> producer_defaults(const relay_config& config) {
+  return {
+      {"client.id", "outbox-relay"},
+      // Ordering per partition across retries needs idempotence; acks=all is implied by it.
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"compression.type", "lz4"},
+      {"linger.ms", "5"},
+      // Java-compatible key hashing: Java consumers/producers agree on a key's partition.
+      {"partitioner", "murmur2_random"},
+      // One batch at a time is in flight; a small queue keeps the resident size bounded.
+      {"queue.buffering.max.kbytes", "16384"},
+      {"message.timeout.ms", std::to_string(message_timeout(config.outbox.delivery_timeout).count())},
+      {"socket.keepalive.enable", "true"},
+  };
+}
+
+namespace {
+
+std::chrono::milliseconds property_ms(const std::map<std::string, std::string>& properties, const std::string& name) {
+  const auto it = properties.find(name);
+  if (it == properties.end()) return std::chrono::milliseconds(-1);
+  long long value = 0;
+  const auto& text = it->second;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) {
+    throw common::config_error("kafka.properties." + name,
+                               fmt::format("kafka.properties.{} must be a whole number of milliseconds, got \"{}\"",
+                                           name, text));
+  }
+  return std::chrono::milliseconds(value);
+}
+
+void check_order(std::chrono::milliseconds low, std::chrono::milliseconds high, const std::string& low_key,
+                 const std::string& high_key) {
+  if (low > high) {
+    throw common::config_error(low_key, fmt::format("{} ({}ms) must not exceed {} ({}ms)", low_key, low.count(),
+                                                    high_key, high.count()));
+  }
+}
+
+}  // namespace
+
+relay_config parse_config(common::config_reader& reader) {
+  relay_config config;
+  config.log_level = reader.get_choice("log.level", config.log_level,
+                                       {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  config.database = common::parse_database_config(reader, "outbox-relay");
+  config.mq = reader.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis"
+                  ? mq_type::redis
+                  : mq_type::kafka;
+  config.kafka = common::kafka::parse_kafka_config(reader);
+  config.redis.url = reader.get_string("redis.url", config.redis.url, {"REDIS_URL"});
+  config.redis.stream_max_len = reader.get_int("redis.stream_max_len", 0, 0, std::int64_t{1} << 40);
+
+  auto& o = config.outbox;
+  o.batch_size = static_cast<std::size_t>(reader.get_int("outbox.batch_size", 500, 1, 10000));
+  o.poll_interval = reader.get_duration("outbox.poll_interval", o.poll_interval, 10ms, 1min);
+  o.delivery_timeout = reader.get_duration("outbox.delivery_timeout", o.delivery_timeout, 2s, 10min);
+  o.max_attempts = static_cast<int>(reader.get_int("outbox.max_attempts", o.max_attempts, 1, 1000));
+  o.retry_backoff = reader.get_duration("outbox.retry_backoff", o.retry_backoff, 1ms, 1h);
+  o.retry_backoff_max = reader.get_duration("outbox.retry_backoff_max", o.retry_backoff_max, 1ms, 24h);
+  o.broker_backoff = reader.get_duration("outbox.broker_backoff", o.broker_backoff, 1ms, 1min);
+  o.broker_backoff_max = reader.get_duration("outbox.broker_backoff_max", o.broker_backoff_max, 1ms, 10min);
+  o.shutdown_timeout = reader.get_duration("outbox.shutdown_timeout", o.shutdown_timeout, 1s, 10min);
+  o.lease_refresh = reader.get_duration("outbox.lease_refresh", o.lease_refresh, 100ms, 1min);
+  check_order(o.retry_backoff, o.retry_backoff_max, "outbox.retry_backoff", "outbox.retry_backoff_max");
+  check_order(o.broker_backoff, o.broker_backoff_max, "outbox.broker_backoff", "outbox.broker_backoff_max");
+
+  config.http.listen = reader.get_string("http.listen", config.http.listen);
+  if (config.http.listen.empty()) {
+    throw common::config_error("http.listen", "http.listen must be an address such as \"127.0.0.1\"");
+  }
+  config.http.port = static_cast<std::uint16_t>(reader.get_int("http.port", config.http.port, 0, 65535));
+
+  reader.reject_unknown_keys();
+
+  if (config.mq == mq_type::redis) {
+    try {
+      static_cast<void>(common::redis::parse_url(config.redis.url));
+    } catch (const std::invalid_argument& e) {
+      throw common::config_error("redis.url", fmt::format("redis.url: {}", e.what()));
+    }
+  } else {
+    // A message must time out inside librdkafka before the batch's deadline: otherwise it could
+    // still be in flight after the relay gave its partition to another relay.
+    for (const std::string name : {"message.timeout.ms", "delivery.timeout.ms"}) {
+      const auto value = property_ms(config.kafka.properties, name);
+      if (value >= o.delivery_timeout) {
+        throw common::config_error(
+            "kafka.properties." + name,
+            fmt::format("kafka.properties.{} ({}ms) must be below outbox.delivery_timeout ({}ms); leave it unset to "
+                        "get {}ms",
+                        name, value.count(), o.delivery_timeout.count(), message_timeout(o.delivery_timeout).count()));
+      }
+    }
+    // Builds (and drops) the producer configuration: librdkafka rejects unknown names and bad values here.
+    static_cast<void>(common::kafka::make_conf(config.kafka, producer_defaults(config)));
+  }
+  return config;
+}
+
+relay_config load_config(const std::filesystem::path& path, common::env_lookup env) {
+  auto reader = common::config_reader::from_file(path, "RELAY", std::move(env));
+  return parse_config(reader);
+}
+
+}  // namespace relay

@@ -1,0 +1,81 @@
+#pragma once
+// outbox-relay's configuration: one TOML file (conf/relay.toml) plus RELAY_* environment overrides
+// and the shared aliases (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, REDIS_MQ_TYPE).
+// Parsing validates everything a running relay would trip over later (ranges, librdkafka property
+// names and values, the Redis URL), so `outbox-relay --check-config` catches it up front.
+// Errors are common::config_error naming the key; the daemon exits with code 2 on them.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "common/config.hpp"
+#include "common/database.hpp"
+#include "common/kafka.hpp"
+
+namespace relay {
+
+enum class mq_type { kafka, redis };
+
+struct outbox_config {
+  /// Rows claimed (and locked) per transaction.
+  std::size_t batch_size = 500;
+  /// Fallback wake-up when no NOTIFY arrives.
+  std::chrono::milliseconds poll_interval{std::chrono::seconds(1)};
+  /// Deadline for every delivery report of a batch; librdkafka's message.timeout.ms sits below it.
+  std::chrono::milliseconds delivery_timeout{std::chrono::seconds(30)};
+  /// Broker rejections before a row moves to outbox_dead_letters.
+  int max_attempts = 5;
+  /// Per-row delay after a rejection: retry_backoff * 2^(attempts-1), capped, jittered.
+  std::chrono::milliseconds retry_backoff{std::chrono::seconds(1)};
+  std::chrono::milliseconds retry_backoff_max{std::chrono::seconds(60)};
+  /// Relay-wide delay between broker probes while the broker is unreachable (also used for the database).
+  std::chrono::milliseconds broker_backoff{std::chrono::milliseconds(250)};
+  std::chrono::milliseconds broker_backoff_max{std::chrono::seconds(10)};
+  /// How long a stop may take to finish the batch in flight and flush the producer.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(20)};
+  /// How often partition leases are rebalanced among the live relays.
+  std::chrono::milliseconds lease_refresh{std::chrono::seconds(2)};
+};
+
+struct redis_config {
+  std::string url = "redis://127.0.0.1:6379";
+  /// XADD ... MAXLEN ~ n when > 0; 0 keeps every entry.
+  std::int64_t stream_max_len = 0;
+};
+
+struct http_config {
+  std::string listen = "127.0.0.1";
+  std::uint16_t port = 9101;  // 0: an ephemeral port (logged)
+};
+
+struct relay_config {
+  std::string log_level = "info";
+  common::database_config database;
+  mq_type mq = mq_type::kafka;
+  common::kafka::kafka_config kafka;
+  redis_config redis;
+  outbox_config outbox;
+  http_config http;
+};
+
+/// Reads every key, validates, and rejects unknown keys. Throws common::config_error.
+relay_config parse_config(common::config_reader& reader);
+
+/// parse_config() of a file read with the RELAY_ prefix and `env`. Throws common::config_error.
+relay_config load_config(const std::filesystem::path& path,
+                         common::env_lookup env = common::process_environment());
+
+/// librdkafka properties of the relay's producer: its defaults (idempotence, acks=all, lz4, a
+/// small linger, a bounded queue, message.timeout.ms below delivery_timeout), then
+/// [kafka.properties], which win. Kept as a map so --check-config can validate it.
+std::map<std::string, std::string> producer_defaults(const relay_config& config);
+
+/// message.timeout.ms the relay sets: below delivery_timeout by a margin, so a delivery report
+/// (success or timeout) arrives for every message before the batch's deadline.
+std::chrono::milliseconds message_timeout(std::chrono::milliseconds delivery_timeout);
+
+}  // namespace relay

@@ -1,0 +1,66 @@
+#pragma once
+// Kafka publisher on librdkafka: an idempotent producer, one delivery report per message,
+// each classified as persisted, rejected (the message's fault) or failed (the broker's).
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/kafka.hpp"
+#include "relay/config.hpp"
+#include "relay/publisher.hpp"
+
+namespace relay {
+
+/// What a librdkafka error code (rd_kafka_resp_err_t as int) means for the row: `rejected` for
+/// errors that retrying the same message will not fix soon (size limits, invalid or unknown
+/// topic, authorization), `failed` for everything else (timeouts, transport, leader changes).
+/// `persisted` for RD_KAFKA_RESP_ERR_NO_ERROR.
+delivery_status classify_kafka_error(int error_code) noexcept;
+
+/// The metric label for an error code: librdkafka's name lower-cased without a leading
+/// underscore, e.g. "msg_size_too_large", "msg_timed_out".
+std::string kafka_error_reason(int error_code);
+
+/// The Kafka headers of a row: each member of the row's JSON object (string values as they are,
+/// null as a header without a value, anything else as its JSON text), then `outbox-id` = the row
+/// id in decimal (an `outbox-id` member of the row is dropped). Throws std::invalid_argument when
+/// `headers_json` is not a JSON object.
+std::vector<std::pair<std::string, std::optional<std::string>>> kafka_headers(const std::string& headers_json,
+                                                                             std::int64_t outbox_id);
+
+class kafka_publisher final : public publisher {
+ public:
+  /// Creates the producer with producer_defaults(config) and [kafka.properties].
+  /// Throws common::config_error when librdkafka refuses the configuration.
+  explicit kafka_publisher(const relay_config& config);
+  ~kafka_publisher() override;
+  kafka_publisher(const kafka_publisher&) = delete;
+  kafka_publisher& operator=(const kafka_publisher&) = delete;
+
+  std::string_view mode() const noexcept override { return "Kafka"; }
+  std::vector<delivery_result> publish(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& keep_waiting) override;
+  bool reachable(std::chrono::milliseconds timeout) override;
+  std::optional<std::string> connectivity_problem() override;
+  std::size_t close(std::chrono::milliseconds timeout) override;
+
+ private:
+  struct batch_state;
+  // librdkafka callbacks; they run on the relay thread inside rd_kafka_poll()/rd_kafka_flush().
+  static void on_delivery(rd_kafka_s* client, const rd_kafka_message_s* message, void* opaque);
+  static void on_error(rd_kafka_s* client, int error_code, const char* reason, void* opaque);
+  static void on_log(const rd_kafka_s* client, int level, const char* facility, const char* text);
+
+  void create_producer();
+  void recreate_if_fatal();
+
+  relay_config config_;
+  common::kafka::handle producer_;
+  std::unique_ptr<batch_state> batch_;
+};
+
+}  // namespace relay

@@ -1,0 +1,55 @@
+#pragma once
+// The broker side of the relay: Kafka or Redis Streams behind one interface.
+//
+// A publisher is used by one thread (the relay loop) and is not thread-safe. It never owns rows:
+// publish() reports, per row, whether the broker acknowledged it; the caller decides what to
+// delete. Nothing a publisher does blocks past the deadline it is given (plus a short grace to
+// collect the reports of messages it purges at the deadline).
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "relay/config.hpp"
+#include "relay/message.hpp"
+
+namespace relay {
+
+class publisher {
+ public:
+  virtual ~publisher() = default;
+
+  /// "Kafka" or "Redis Stream", as in the startup line "MQ Mode: <mode>".
+  virtual std::string_view mode() const noexcept = 0;
+
+  /// Sends `rows` in order and waits until every row has an outcome or `deadline` passes; rows
+  /// without an outcome by then are `failed`. Returns one result per row, same order.
+  /// `keep_waiting` is called at least every 100 ms while waiting (the caller pings its watchdog
+  /// there); returning false ends the wait early as if the deadline had passed.
+  /// A row whose send fails synchronously holds back the later rows of its key in this call.
+  virtual std::vector<delivery_result> publish(std::span<const outbox_row> rows,
+                                               std::chrono::steady_clock::time_point deadline,
+                                               const std::function<bool()>& keep_waiting) = 0;
+
+  /// True when the broker answers within `timeout` (Kafka metadata, Redis PING).
+  virtual bool reachable(std::chrono::milliseconds timeout) = 0;
+
+  /// Serves pending client events without blocking; returns a description of a connectivity
+  /// problem reported since the last call (e.g. "all brokers down"), if any.
+  virtual std::optional<std::string> connectivity_problem() = 0;
+
+  /// Delivers or drops whatever is still queued, waiting at most `timeout`; returns how many
+  /// messages were left undelivered (logged by the caller).
+  virtual std::size_t close(std::chrono::milliseconds timeout) = 0;
+};
+
+/// The publisher for config.mq. Throws common::config_error when the client cannot be set up
+/// with the given properties.
+std::unique_ptr<publisher> make_publisher(const relay_config& config);
+
+}  // namespace relay

@@ -1,0 +1,44 @@
+#pragma once
+// Redis Streams publisher: one pipelined XADD per row, each reply that row's acknowledgement.
+//   XADD <topic> [MAXLEN ~ <stream_max_len>] * outbox-id <id> key <key or ""> payload <bytes> headers <json>
+// The connection is opened lazily and dropped after any I/O error (the next call reconnects).
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/redis.hpp"
+#include "relay/config.hpp"
+#include "relay/publisher.hpp"
+
+namespace relay {
+
+/// What an error reply means for the row: `failed` for conditions of the server that pass
+/// (OOM, LOADING, BUSY, MASTERDOWN, READONLY, TRYAGAIN, CLUSTERDOWN), `rejected` for anything
+/// else (WRONGTYPE: the stream key holds another type; ERR: the command was refused).
+delivery_status classify_redis_error(const std::string& error_reply);
+
+class redis_publisher final : public publisher {
+ public:
+  /// Throws common::config_error when config.redis.url is not a redis:// URL.
+  explicit redis_publisher(const relay_config& config);
+  ~redis_publisher() override;
+
+  std::string_view mode() const noexcept override { return "Redis Stream"; }
+  std::vector<delivery_result> publish(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& keep_waiting) override;
+  bool reachable(std::chrono::milliseconds timeout) override;
+  std::optional<std::string> connectivity_problem() override;
+  std::size_t close(std::chrono::milliseconds timeout) override;
+
+ private:
+  common::redis::connection& connect();
+
+  common::redis::endpoint endpoint_;
+  std::int64_t stream_max_len_;
+  std::chrono::milliseconds io_timeout_;
+  std::optional<common::redis::connection> connection_;
+};
+
+}  // namespace relay

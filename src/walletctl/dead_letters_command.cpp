@@ -1,0 +1,82 @@
+// walletctl dead-letters list [--limit N] | requeue ID... | requeue --all
+
+#include <charconv>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <pqxx/pqxx>
+
+#include "relay/admin.hpp"
+#include "walletctl/commands.hpp"
+
+namespace walletctl {
+
+namespace {
+
+std::int64_t parse_id(const std::string& text) {
+  std::int64_t id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
+    throw usage_error("ID must be a positive whole number (an outbox id from `dead-letters list`), got \"" + text + "\"");
+  }
+  return id;
+}
+
+int list(context& ctx, std::span<const std::string> args) {
+  std::size_t limit = 100;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--limit" && i + 1 < args.size()) {
+      limit = parse_count(args[++i], "--limit");
+    } else {
+      throw usage_error("unknown list argument \"" + args[i] + "\"");
+    }
+  }
+  pqxx::connection connection(common::connection_string(ctx.database));
+  const auto letters = relay::list_dead_letters(connection, limit);
+  if (letters.empty()) {
+    ctx.out << "no dead letters\n";
+    return 0;
+  }
+  ctx.out << fmt::format("{:>12}  {:<24}  {:<20}  {:>9}  {:>8}  {:<24}  {}\n", "ID", "DEAD AT", "TOPIC", "BYTES",
+                         "ATTEMPTS", "KEY", "LAST ERROR");
+  for (const auto& d : letters) {
+    ctx.out << fmt::format("{:>12}  {:<24}  {:<20}  {:>9}  {:>8}  {:<24}  {}\n", d.id, d.dead_at, d.topic,
+                           d.payload_bytes, d.attempts, d.key.value_or("-"), d.last_error);
+  }
+  if (letters.size() == limit) ctx.out << fmt::format("(first {}; --limit N shows more)\n", limit);
+  return 0;
+}
+
+int requeue(context& ctx, std::span<const std::string> args) {
+  if (args.empty()) throw usage_error("requeue needs ID... or --all");
+  std::vector<std::int64_t> ids;
+  const bool all = args.size() == 1 && args[0] == "--all";
+  if (!all) {
+    for (const auto& a : args) {
+      if (a == "--all") throw usage_error("--all cannot be combined with ids");
+      ids.push_back(parse_id(a));
+    }
+  }
+  pqxx::connection connection(common::connection_string(ctx.database));
+  // An unknown id throws relay::unknown_dead_letters: main prints it and exits 1, nothing changed.
+  const auto requeued = relay::requeue_dead_letters(connection, ids);
+  ctx.out << fmt::format("requeued {} dead letter(s){}{}\n", requeued.size(), requeued.empty() ? "" : ": ",
+                         fmt::join(requeued, ", "));
+  return 0;
+}
+
+}  // namespace
+
+command dead_letters_command() {
+  return {"dead-letters",
+          "dead-letters list [--limit N] | requeue ID... | requeue --all   (rows the broker rejected max_attempts "
+          "times; requeue puts them back in outbox_messages)",
+          [](context& ctx, std::span<const std::string> args) {
+            if (args.empty()) throw usage_error("dead-letters needs list or requeue");
+            if (args[0] == "list") return list(ctx, args.subspan(1));
+            if (args[0] == "requeue") return requeue(ctx, args.subspan(1));
+            throw usage_error("unknown dead-letters action \"" + args[0] + "\"");
+          }};
+}
+
+}  // namespace walletctl
