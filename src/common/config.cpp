@@ -222,6 +222,21 @@ std::map<std::string, std::string> config_reader::get_properties(std::string_vie
   return out;
 }
 
+std::vector<std::string> config_reader::table_names(std::string_view key) const {
+  std::vector<std::string> out;
+  const auto node = root_->at_path(key);
+  if (!node) return out;
+  const auto* table = node.as_table();
+  if (table == nullptr) bad_value(std::string(key), "a table such as [" + std::string(key) + ".<name>]");
+  for (const auto& [name, child] : *table) {
+    const std::string origin = fmt::format("{}.{}", key, name.str());
+    if (!child.is_table()) bad_value(origin, "a table such as [" + origin + "]");
+    out.emplace_back(name.str());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 namespace {
 void collect_leaf_keys(const toml::table& table, const std::string& prefix, std::vector<std::string>& out) {
   for (const auto& [name, node] : table) {

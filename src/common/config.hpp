@@ -98,6 +98,10 @@ class config_reader {
   /// A table of free-form string properties passed through as they are (e.g. [kafka.properties]).
   /// Environment: PREFIX_KAFKA_PROPERTIES="k1=v1;k2=v2" replaces entries of the same name.
   std::map<std::string, std::string> get_properties(std::string_view key);
+  /// Names of the sub-tables of table `key` in the file (e.g. "eth" for [chains.eth]), sorted;
+  /// empty when `key` is absent. Their keys are read with the other getters ("chains.eth.decimals").
+  /// Throws config_error when `key` is not a table or holds a value that is not a table.
+  std::vector<std::string> table_names(std::string_view key) const;
 
   /// The environment variable that overrides `key` (for messages and docs).
   std::string env_name(std::string_view key) const;

@@ -68,8 +68,12 @@ bool is_retryable(const std::exception& error) noexcept {
   return false;
 }
 
-connection_pool::connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout)
-    : connection_string_(connection_string(config)), size_(size), acquire_timeout_(acquire_timeout) {}
+connection_pool::connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout,
+                                 connection_setup on_connect)
+    : connection_string_(connection_string(config)),
+      size_(size),
+      acquire_timeout_(acquire_timeout),
+      on_connect_(std::move(on_connect)) {}
 
 connection_pool::~connection_pool() = default;
 
@@ -91,6 +95,7 @@ connection_pool::lease connection_pool::acquire() {
   if (!connection) {
     try {
       connection = std::make_unique<pqxx::connection>(connection_string_);
+      if (on_connect_) on_connect_(*connection);
     } catch (...) {
       give_back(nullptr);
       throw;
@@ -102,6 +107,15 @@ connection_pool::lease connection_pool::acquire() {
 std::size_t connection_pool::in_use() const {
   std::lock_guard lock(mutex_);
   return in_use_;
+}
+
+void connection_pool::discard_idle() noexcept {
+  std::vector<std::unique_ptr<pqxx::connection>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    dropped.swap(idle_);
+  }
+  // Closed here, outside the lock.
 }
 
 void connection_pool::give_back(std::unique_ptr<pqxx::connection> connection) noexcept {

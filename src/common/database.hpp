@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -68,7 +69,12 @@ class connection_pool {
     std::unique_ptr<pqxx::connection> connection_;
   };
 
-  connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout);
+  /// Runs once on every new connection before it is handed out (session settings, prepared
+  /// statements); what it throws reaches the caller of acquire() and the connection is dropped.
+  using connection_setup = std::function<void(pqxx::connection&)>;
+
+  connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout,
+                  connection_setup on_connect = {});
   ~connection_pool();
 
   /// Throws pool_timeout, or pqxx::broken_connection when a new connection cannot be opened.
@@ -77,6 +83,9 @@ class connection_pool {
   std::size_t size() const noexcept { return size_; }
   /// Connections handed out right now (for metrics).
   std::size_t in_use() const;
+  /// Closes the idle connections. Call after one of them turned out broken: the server may have
+  /// restarted, and every connection opened before that is dead too.
+  void discard_idle() noexcept;
 
  private:
   void give_back(std::unique_ptr<pqxx::connection> connection) noexcept;
@@ -84,6 +93,7 @@ class connection_pool {
   const std::string connection_string_;
   const std::size_t size_;
   const std::chrono::milliseconds acquire_timeout_;
+  const connection_setup on_connect_;
   mutable std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;

@@ -1,7 +1,11 @@
 #include "common/http_server.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <condition_variable>
+#include <list>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -39,17 +43,57 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+class session;
+
+// What the sessions share with the server: settings, the handler and the bookkeeping drain() needs.
+struct shared_state {
+  shared_state(server_config c, handler h) : config(std::move(c)), on_request(std::move(h)) {}
+
+  const server_config config;
+  const handler on_request;
+  std::atomic<bool> draining{false};
+  std::mutex mutex;
+  std::condition_variable all_closed;
+  std::list<std::weak_ptr<session>> sessions;  // guarded by mutex
+};
+
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, const server_config& config, const handler& on_request)
-      : stream_(std::move(socket)), config_(config), on_request_(on_request) {}
+  session(tcp::socket socket, shared_state& state)
+      : stream_(std::move(socket)), state_(state), config_(state.config), on_request_(state.on_request) {
+    // Answers go out in one write; do not let Nagle hold them back waiting for the client's ACK.
+    beast::error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
+  }
+
+  ~session() {
+    if (!registered_) return;
+    std::lock_guard lock(state_.mutex);
+    state_.sessions.erase(registration_);
+    if (state_.sessions.empty()) state_.all_closed.notify_all();
+  }
 
   void run() {
+    {
+      std::lock_guard lock(state_.mutex);
+      registration_ = state_.sessions.insert(state_.sessions.end(), weak_from_this());
+      registered_ = true;
+    }
     asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&session::read_next, shared_from_this()));
+  }
+
+  /// drain(): a connection waiting for its next request is closed; one whose request is being
+  /// handled or answered finishes that first (send() and read_next() see `draining`).
+  void close_if_idle() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->stream_.cancel();
+    });
   }
 
  private:
   void read_next() {
+    busy_ = false;
+    if (state_.draining) return close();
     parser_.emplace();
     parser_->body_limit(config_.body_limit);
     // First byte may take up to idle_timeout (keep-alive); the request itself gets request_timeout
@@ -74,6 +118,7 @@ class session : public std::enable_shared_from_this<session> {
       }
       return close();
     }
+    busy_ = true;
     auto& msg = parser_->get();
     request req;
     req.method = std::string(msg.method_string());
@@ -92,6 +137,8 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void send(response res, bool keep_alive) {
+    busy_ = true;
+    keep_alive = keep_alive && !state_.draining;
     auto msg = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(res.status), 11);
     msg->set(bhttp::field::server, "wallet-outbox");
     msg->set(bhttp::field::content_type, res.content_type);
@@ -102,7 +149,7 @@ class session : public std::enable_shared_from_this<session> {
     stream_.expires_after(config_.request_timeout);
     bhttp::async_write(stream_, *msg,
                        [self = shared_from_this(), msg, keep_alive](beast::error_code ec, std::size_t) {
-                         if (ec || !keep_alive) return self->close();
+                         if (ec || !keep_alive || self->state_.draining) return self->close();
                          self->read_next();
                        });
   }
@@ -115,28 +162,33 @@ class session : public std::enable_shared_from_this<session> {
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  shared_state& state_;
   const server_config& config_;
   const handler& on_request_;
   bool first_request_ = true;
+  bool busy_ = false;  // a request is being handled or answered; touched on the strand only
+  bool registered_ = false;
+  std::list<std::weak_ptr<session>>::iterator registration_;
 };
 
 }  // namespace
 
 struct server::impl {
-  impl(server_config c, handler h) : config(std::move(c)), on_request(std::move(h)), acceptor(io) {}
+  impl(server_config c, handler h)
+      : state(std::move(c), std::move(h)), config(state.config), acceptor(asio::make_strand(io)) {}
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<session>(std::move(socket), config, on_request)->run();
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) std::make_shared<session>(std::move(socket), state)->run();
       accept();
     });
   }
 
-  server_config config;
-  handler on_request;
+  shared_state state;
+  const server_config& config;
   asio::io_context io;
-  tcp::acceptor acceptor;
+  tcp::acceptor acceptor;  // on its own strand: drain() closes it from outside the I/O threads
   std::vector<std::thread> threads;
   std::uint16_t bound_port = 0;
 };
@@ -165,6 +217,32 @@ void server::start() {
   for (std::size_t i = 0; i < std::max<std::size_t>(1, impl_->config.threads); ++i) {
     impl_->threads.emplace_back([this] { impl_->io.run(); });
   }
+}
+
+bool server::drain(std::chrono::milliseconds timeout) {
+  if (!impl_ || impl_->threads.empty()) return true;
+  impl_->state.draining = true;
+  asio::post(impl_->acceptor.get_executor(), [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lock(impl_->state.mutex);
+    for (auto& weak : impl_->state.sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->close_if_idle();
+  live.clear();  // the sessions must be free to end
+  bool finished = false;
+  {
+    std::unique_lock lock(impl_->state.mutex);
+    finished = impl_->state.all_closed.wait_for(lock, timeout, [this] { return impl_->state.sessions.empty(); });
+  }
+  if (!finished) spdlog::warn("http: connections still busy after {} ms; closing them", timeout.count());
+  stop();
+  return finished;
 }
 
 void server::stop() noexcept {

@@ -63,6 +63,11 @@ class server {
   /// Binds and starts the I/O threads, logging "listening on http://<address>:<port>".
   /// Throws std::system_error naming the address when bind fails.
   void start();
+  /// Graceful stop: closes the listener, lets requests whose handler already runs finish and
+  /// send their answer (with "Connection: close"), closes idle keep-alive connections, then
+  /// stop()s. Blocks up to `timeout`; connections still busy then are cut. Returns true when
+  /// every connection finished in time. Call from a thread that is not one of the server's.
+  bool drain(std::chrono::milliseconds timeout);
   /// Stops accepting, closes connections and joins the threads. Idempotent.
   void stop() noexcept;
   /// The bound port (useful with port 0).

@@ -188,6 +188,7 @@ std::vector<consumed_message> read_topic(const std::string& topic, std::size_t c
     m.offset = msg->offset;
     if (msg->key != nullptr) m.key = std::string(static_cast<const char*>(msg->key), msg->key_len);
     m.payload.assign(static_cast<const char*>(msg->payload), msg->len);
+    m.timestamp_ms = rd_kafka_message_timestamp(msg.get(), nullptr);
     rd_kafka_headers_t* hdrs = nullptr;
     if (rd_kafka_message_headers(msg.get(), &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* name = nullptr;
@@ -203,11 +204,12 @@ std::vector<consumed_message> read_topic(const std::string& topic, std::size_t c
   return out;
 }
 
-void create_topic(const std::string& topic, int partitions) {
+void create_topic(const std::string& topic, int partitions, const std::map<std::string, std::string>& topic_config) {
   common::kafka::kafka_config config;
   config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
   auto admin = common::kafka::make_producer(common::kafka::make_conf(config, {}));
   rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, nullptr, 0);
+  for (const auto& [name, value] : topic_config) rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
   rd_kafka_queue_t* queue = rd_kafka_queue_new(admin.get());
   rd_kafka_CreateTopics(admin.get(), &new_topic, 1, nullptr, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 15000);
@@ -226,6 +228,196 @@ void create_topic(const std::string& topic, int partitions) {
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy(new_topic);
   if (!error.empty()) throw std::runtime_error(fmt::format("create topic {}: {}", topic, error));
+}
+
+struct kafka_producer::state {
+  common::kafka::handle producer;
+  std::size_t queued = 0;
+  std::size_t persisted = 0;
+  std::string first_error;
+};
+
+kafka_producer::kafka_producer() : state_(std::make_unique<state>()) {
+  common::kafka::kafka_config config;
+  config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
+  auto conf = common::kafka::make_conf(config, {{"enable.idempotence", "true"}, {"acks", "all"}});
+  rd_kafka_conf_set_opaque(conf.get(), state_.get());
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* s = static_cast<state*>(opaque);
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_message_status(m) == RD_KAFKA_MSG_STATUS_PERSISTED) {
+      ++s->persisted;
+    } else if (s->first_error.empty()) {
+      s->first_error = rd_kafka_err2str(m->err);
+    }
+  });
+  state_->producer = common::kafka::make_producer(std::move(conf));
+}
+
+kafka_producer::~kafka_producer() {
+  // Delivery reports reference *state_: let librdkafka finish (or give up) before it goes away.
+  if (state_ && state_->producer) rd_kafka_flush(state_->producer.get(), 10000);
+}
+
+void kafka_producer::send(const message& m) {
+  // rd_kafka_produceva: the typed form of rd_kafka_producev, whose macros need C casts.
+  std::vector<rd_kafka_vu_t> fields(5 + m.headers.size());
+  fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  fields[0].u.cstr = m.topic.c_str();
+  fields[1].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[1].u.mem = {const_cast<char*>(m.payload.data()), m.payload.size()};
+  fields[2].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[2].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[3].vtype = RD_KAFKA_VTYPE_PARTITION;
+  fields[3].u.i32 = m.partition < 0 ? RD_KAFKA_PARTITION_UA : m.partition;
+  std::size_t n = 4;
+  if (m.key) {
+    fields[n].vtype = RD_KAFKA_VTYPE_KEY;
+    fields[n].u.mem = {const_cast<char*>(m.key->data()), m.key->size()};
+    ++n;
+  }
+  for (const auto& [name, value] : m.headers) {
+    fields[n].vtype = RD_KAFKA_VTYPE_HEADER;
+    fields[n].u.header = {name.c_str(), value.data(), static_cast<ssize_t>(value.size())};
+    ++n;
+  }
+  rd_kafka_error_t* error = rd_kafka_produceva(state_->producer.get(), fields.data(), n);
+  if (error != nullptr) {
+    const std::string reason = rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+    throw std::runtime_error(fmt::format("produce to {}: {}", m.topic, reason));
+  }
+  ++state_->queued;
+}
+
+void kafka_producer::flush(std::chrono::milliseconds timeout) {
+  const auto err = rd_kafka_flush(state_->producer.get(), static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error(fmt::format("produce: flush: {}", rd_kafka_err2str(err)));
+  }
+  if (!state_->first_error.empty() || state_->persisted != state_->queued) {
+    throw std::runtime_error(fmt::format("produce: {} of {} messages persisted (first error: {})", state_->persisted,
+                                         state_->queued, state_->first_error));
+  }
+}
+
+namespace {
+int timeout_ms(std::chrono::milliseconds timeout) { return static_cast<int>(timeout.count()); }
+
+std::vector<std::int32_t> partitions_of(rd_kafka_t* client, const std::string& topic,
+                                        std::chrono::milliseconds timeout) {
+  const struct rd_kafka_metadata* metadata = nullptr;
+  auto topic_handle = rd_kafka_topic_new(client, topic.c_str(), nullptr);
+  const auto err = rd_kafka_metadata(client, 0, topic_handle, &metadata, timeout_ms(timeout));
+  rd_kafka_topic_destroy(topic_handle);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || metadata->topic_cnt != 1 || metadata->topics[0].err != 0) {
+    if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+    throw std::runtime_error(fmt::format("metadata for {}: {}", topic, rd_kafka_err2str(err)));
+  }
+  std::vector<std::int32_t> out;
+  for (int p = 0; p < metadata->topics[0].partition_cnt; ++p) out.push_back(metadata->topics[0].partitions[p].id);
+  rd_kafka_metadata_destroy(metadata);
+  return out;
+}
+}  // namespace
+
+std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::chrono::milliseconds timeout) {
+  auto consumer = make_reader();
+  std::map<std::int32_t, std::int64_t> out;
+  for (const auto partition : partitions_of(consumer.get(), topic, timeout)) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    const auto err =
+        rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, timeout_ms(timeout));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error(fmt::format("watermarks of {} [{}]: {}", topic, partition, rd_kafka_err2str(err)));
+    }
+    out[partition] = high;
+  }
+  return out;
+}
+
+std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group, const std::string& topic,
+                                                       std::chrono::milliseconds timeout) {
+  common::kafka::kafka_config config;
+  config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
+  // Same group id, but never subscribe: rd_kafka_committed() only asks the coordinator.
+  auto consumer = common::kafka::make_consumer(
+      common::kafka::make_conf(config, {{"group.id", group}, {"enable.auto.commit", "false"}}));
+  const auto partitions = partitions_of(consumer.get(), topic, timeout);
+  common::kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const auto partition : partitions) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+  const auto err = rd_kafka_committed(consumer.get(), list.get(), timeout_ms(timeout));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error(fmt::format("committed offsets of {} on {}: {}", group, topic, rd_kafka_err2str(err)));
+  }
+  std::map<std::int32_t, std::int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].offset >= 0) out[list->elems[i].partition] = list->elems[i].offset;
+  }
+  rd_kafka_consumer_close(consumer.get());
+  return out;
+}
+
+group_description describe_group(const std::string& group, std::chrono::milliseconds timeout) {
+  common::kafka::kafka_config config;
+  config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
+  auto admin = common::kafka::make_producer(common::kafka::make_conf(config, {}));
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin.get());
+  const char* groups[] = {group.c_str()};
+  rd_kafka_DescribeConsumerGroups(admin.get(), groups, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, timeout_ms(timeout));
+  group_description out;
+  std::string error;
+  if (event == nullptr) {
+    error = "no answer in time";
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = rd_kafka_event_error_string(event);
+  } else if (const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event)) {
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupDescription_t** descriptions = rd_kafka_DescribeConsumerGroups_result_groups(result, &n);
+    if (n != 1) {
+      error = fmt::format("{} descriptions", n);
+    } else if (const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(descriptions[0])) {
+      error = rd_kafka_error_string(e);
+    } else {
+      out.state = rd_kafka_consumer_group_state_name(rd_kafka_ConsumerGroupDescription_state(descriptions[0]));
+      for (size_t m = 0; m < rd_kafka_ConsumerGroupDescription_member_count(descriptions[0]); ++m) {
+        const rd_kafka_MemberDescription_t* member = rd_kafka_ConsumerGroupDescription_member(descriptions[0], m);
+        group_member gm;
+        gm.member_id = rd_kafka_MemberDescription_consumer_id(member);
+        gm.client_id = rd_kafka_MemberDescription_client_id(member);
+        if (const rd_kafka_MemberAssignment_t* assignment = rd_kafka_MemberDescription_assignment(member)) {
+          if (const auto* parts = rd_kafka_MemberAssignment_partitions(assignment)) {
+            for (int i = 0; i < parts->cnt; ++i) gm.assignment.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+          }
+        }
+        out.members.push_back(std::move(gm));
+      }
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  if (!error.empty()) throw std::runtime_error(fmt::format("describe group {}: {}", group, error));
+  return out;
+}
+
+std::optional<double> metric_value(std::string_view exposition, std::string_view sample) {
+  std::size_t start = 0;
+  while (start < exposition.size()) {
+    std::size_t end = exposition.find('\n', start);
+    if (end == std::string_view::npos) end = exposition.size();
+    const std::string_view line = exposition.substr(start, end - start);
+    start = end + 1;
+    if (line.size() > sample.size() && line.substr(0, sample.size()) == sample && line[sample.size()] == ' ') {
+      const std::string value(line.substr(sample.size() + 1));
+      try {
+        return std::stod(value);
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace test_support

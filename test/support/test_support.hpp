@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <pqxx/connection>
@@ -88,6 +90,9 @@ struct consumed_message {
   std::int64_t offset = 0;
   std::optional<std::string> key;
   std::string payload;
+  /// The record's timestamp in ms since the epoch (CreateTime, or the broker's append time on a
+  /// topic created with message.timestamp.type=LogAppendTime); -1 when the record has none.
+  std::int64_t timestamp_ms = -1;
   std::map<std::string, std::string> headers;
 };
 
@@ -96,7 +101,60 @@ struct consumed_message {
 std::vector<consumed_message> read_topic(const std::string& topic, std::size_t count,
                                          std::chrono::milliseconds timeout);
 
-/// Creates `topic` with `partitions` partitions on the test broker (idempotent).
-void create_topic(const std::string& topic, int partitions);
+/// Creates `topic` with `partitions` partitions on the test broker (idempotent); `topic_config` holds
+/// topic-level settings such as {"message.timestamp.type", "LogAppendTime"}.
+void create_topic(const std::string& topic, int partitions,
+                  const std::map<std::string, std::string>& topic_config = {});
+
+/// A producer for tests that inject messages themselves (acks=all, idempotent). send() queues;
+/// flush() waits until every queued message was persisted by the broker. Not thread-safe.
+class kafka_producer {
+ public:
+  struct message {
+    std::string topic;
+    std::optional<std::string> key;
+    std::string payload;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::int32_t partition = -1;  // -1: librdkafka's partitioner (by key)
+  };
+
+  kafka_producer();
+  ~kafka_producer();
+  kafka_producer(const kafka_producer&) = delete;
+  kafka_producer& operator=(const kafka_producer&) = delete;
+
+  /// Queues `m`; throws if librdkafka refuses it (unknown partition, queue full).
+  void send(const message& m);
+  /// Blocks at most `timeout`; throws unless every message sent so far has been persisted.
+  void flush(std::chrono::milliseconds timeout = 30s);
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
+
+/// High watermark (next offset to be written) of every partition of `topic`.
+std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::chrono::milliseconds timeout = 10s);
+
+/// Offsets `group` has committed for the partitions of `topic` (partitions without a commit are
+/// left out). Asks the group coordinator without joining the group.
+std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group, const std::string& topic,
+                                                       std::chrono::milliseconds timeout = 10s);
+
+/// A consumer group as the coordinator describes it (Admin API DescribeConsumerGroups).
+struct group_member {
+  std::string member_id;
+  std::string client_id;
+  std::vector<std::pair<std::string, std::int32_t>> assignment;  // (topic, partition)
+};
+struct group_description {
+  std::string state;  // "Stable", "PreparingRebalance", "CompletingRebalance", "Empty", "Dead", "Unknown"
+  std::vector<group_member> members;
+};
+group_description describe_group(const std::string& group, std::chrono::milliseconds timeout = 10s);
+
+/// The value of `sample` in a Prometheus text exposition: a metric name, with its labels exactly as
+/// rendered when it has any (e.g. `x_total` or `x_total{reason="rejected"}`). nullopt when absent.
+std::optional<double> metric_value(std::string_view exposition, std::string_view sample);
 
 }  // namespace test_support

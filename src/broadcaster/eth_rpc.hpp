@@ -1,0 +1,131 @@
+#pragma once
+// A small blocking Ethereum JSON-RPC client over HTTP/1.1 (Boost.Beast), for the broadcaster and
+// for tests that need to look at the chain.
+//
+// Every call has a deadline of `timeout` from its start (resolve + connect + write + read).
+// One keep-alive connection is reused; when a reused connection turns out to be closed by the
+// node, the call is retried once on a fresh one (every method used here is idempotent:
+// re-sending a signed transaction yields the same hash).
+//
+// Errors:
+//   rpc_unavailable — transport failure, timeout, HTTP 429/5xx or a non-JSON answer: transient,
+//                     retry later.
+//   rpc_error       — the node answered with a JSON-RPC error object (code, message).
+// Thread-safety: none; use one eth_rpc per thread.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "chain/address.hpp"
+#include "chain/keccak.hpp"
+#include "chain/uint256.hpp"
+
+namespace broadcaster {
+
+struct rpc_endpoint {
+  std::string host;
+  std::string port;    // "80" when the URL has none
+  std::string target;  // "/" when the URL has no path
+};
+
+/// Parses http://host[:port][/path]. Throws std::invalid_argument naming what is wrong
+/// (https is not supported: terminate TLS in a local proxy).
+rpc_endpoint parse_rpc_url(const std::string& url);
+
+class rpc_unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class rpc_error : public std::runtime_error {
+ public:
+  rpc_error(std::int64_t code, std::string message);
+  std::int64_t code() const noexcept { return code_; }
+  /// The node's message without our prefix.
+  const std::string& node_message() const noexcept { return node_message_; }
+
+ private:
+  std::int64_t code_;
+  std::string node_message_;
+};
+
+/// Parses a JSON-RPC QUANTITY ("0x0", "0x1a2b"). Throws std::invalid_argument on anything else
+/// (no prefix, empty, non-hex, more than 256 bits).
+chain::uint256 parse_quantity(std::string_view text);
+/// The same, checked to fit 64 bits.
+std::uint64_t parse_quantity_u64(std::string_view text);
+/// "0x" + minimal hex digits ("0x0" for zero).
+std::string to_quantity(const chain::uint256& value);
+
+/// How the node answered eth_sendRawTransaction.
+enum class send_outcome {
+  sent,            // accepted now
+  already_known,   // the node (or the chain) already has this exact transaction: counts as sent
+  rejected,        // refused for good (insufficient funds, intrinsic gas too low, nonce taken by another tx, ...)
+  transient,       // try again later (node unreachable, timeout, 5xx, pool full)
+};
+
+struct send_result {
+  send_outcome outcome = send_outcome::transient;
+  std::string message;  // the node's error text (empty when sent)
+  bool nonce_too_low = false;  // rejected because the sender's nonce moved past ours
+};
+
+/// What a JSON-RPC error returned by eth_sendRawTransaction means, judged from its message.
+enum class send_error_kind { already_known, nonce_too_low, transient, permanent };
+send_error_kind classify_send_error(std::int64_t code, std::string_view message);
+
+struct transaction_receipt {
+  bool success = false;  // status 0x1
+  std::uint64_t block_number = 0;
+  chain::uint256 gas_used = 0;
+  chain::uint256 effective_gas_price = 0;
+};
+
+class eth_rpc {
+ public:
+  /// Throws std::invalid_argument for a bad URL. Does not connect yet.
+  eth_rpc(const std::string& url, std::chrono::milliseconds timeout);
+  ~eth_rpc();
+  eth_rpc(const eth_rpc&) = delete;
+  eth_rpc& operator=(const eth_rpc&) = delete;
+
+  /// Any method; returns the "result" member. Throws rpc_unavailable or rpc_error.
+  nlohmann::json call(std::string_view method, const nlohmann::json& params);
+
+  std::uint64_t chain_id();
+  /// eth_getTransactionCount(address, block) with block "latest" or "pending".
+  std::uint64_t get_transaction_count(const chain::address& account, std::string_view block = "pending");
+  chain::uint256 get_balance(const chain::address& account, std::string_view block = "latest");
+  chain::uint256 gas_price();
+  chain::uint256 max_priority_fee_per_gas();
+  /// baseFeePerGas of the latest block; nullopt before London.
+  std::optional<chain::uint256> base_fee_per_gas();
+
+  /// Sends and classifies (never throws rpc_unavailable/rpc_error; those become the outcome).
+  /// "nonce too low" and other refusals are checked against eth_getTransactionByHash(hash):
+  /// if the node knows our transaction it is already_known, not rejected.
+  send_result send_raw_transaction(std::span<const std::uint8_t> raw, const chain::hash256& hash);
+
+  /// eth_getTransactionByHash(hash) != null.
+  bool transaction_known(const chain::hash256& hash);
+  /// nullopt while the transaction is not mined.
+  std::optional<transaction_receipt> get_transaction_receipt(const chain::hash256& hash);
+
+  /// The URL without credentials, for logs.
+  const std::string& url() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace broadcaster

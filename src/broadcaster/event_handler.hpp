@@ -1,0 +1,27 @@
+#pragma once
+// What the message-queue sources share: turning a received message into a processing result.
+// Thread-safety: as the processor (one per thread).
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "broadcaster/processor.hpp"
+
+namespace broadcaster {
+
+struct inbound_event {
+  std::string_view payload;
+  /// Message headers (Kafka headers, or the Redis entry's "headers" JSON object):
+  /// event-type, event-id, created-at, outbox-id, traceparent.
+  std::map<std::string, std::string> headers;
+  /// Where it came from, for logs: "topic[partition]@offset" or "stream/entry-id".
+  std::string origin;
+};
+
+/// Counts the event, checks its type and payload, logs `收到提现事件 id=<withdrawal_id>` and runs
+/// processor::process_withdrawal(). Bad events come back as dead_letter with the reason (after a
+/// pending withdrawal they name was failed and refunded); the caller publishes them to the DLQ.
+process_result handle_event(processor& worker, metrics& counters, const inbound_event& event);
+
+}  // namespace broadcaster

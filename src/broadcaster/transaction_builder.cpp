@@ -1,0 +1,78 @@
+#include "broadcaster/transaction_builder.hpp"
+
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace broadcaster {
+
+fee_market_needs market_needs(const chain_settings& settings) {
+  fee_market_needs needs;
+  if (settings.tx_type == transaction_type::legacy) {
+    needs.gas_price = !settings.max_fee_per_gas.has_value();
+  } else {
+    needs.priority_fee = !settings.max_priority_fee_per_gas.has_value();
+    needs.base_fee = !settings.max_fee_per_gas.has_value();
+  }
+  return needs;
+}
+
+fee_quote choose_fees(const chain_settings& settings, const fee_market& market) {
+  fee_quote out;
+  if (settings.tx_type == transaction_type::legacy) {
+    if (settings.max_fee_per_gas) {
+      out.max_fee_per_gas = *settings.max_fee_per_gas;
+    } else if (market.gas_price) {
+      out.max_fee_per_gas = *market.gas_price;
+    } else {
+      throw std::runtime_error("fees: the node's gas price is unknown (eth_gasPrice)");
+    }
+    out.max_priority_fee_per_gas = out.max_fee_per_gas;
+    return out;
+  }
+  if (settings.max_priority_fee_per_gas) {
+    out.max_priority_fee_per_gas = *settings.max_priority_fee_per_gas;
+  } else if (market.max_priority_fee_per_gas) {
+    out.max_priority_fee_per_gas = *market.max_priority_fee_per_gas;
+  } else {
+    throw std::runtime_error("fees: the node's priority fee is unknown (eth_maxPriorityFeePerGas)");
+  }
+  if (settings.max_fee_per_gas) {
+    out.max_fee_per_gas = *settings.max_fee_per_gas;
+  } else if (market.base_fee_per_gas) {
+    out.max_fee_per_gas = *market.base_fee_per_gas * 2 + out.max_priority_fee_per_gas;
+  } else {
+    throw std::runtime_error(
+        "fees: the latest block has no baseFeePerGas (a chain before London): set chain.tx_type = \"legacy\"");
+  }
+  if (out.max_priority_fee_per_gas > out.max_fee_per_gas) {
+    throw std::runtime_error(fmt::format("fees: chain.max_fee_per_gas {} is below the priority fee {}",
+                                         out.max_fee_per_gas.str(), out.max_priority_fee_per_gas.str()));
+  }
+  return out;
+}
+
+chain::signed_transaction build_and_sign(const chain_settings& settings, const payment& what, const fee_quote& fees,
+                                         const chain::private_key& key) {
+  if (settings.tx_type == transaction_type::legacy) {
+    chain::legacy_transaction tx;
+    tx.chain_id = what.chain_id;
+    tx.nonce = what.nonce;
+    tx.gas_price = fees.max_fee_per_gas;
+    tx.gas_limit = settings.gas_limit;
+    tx.to = what.to;
+    tx.value = what.value;
+    return chain::sign(tx, key);
+  }
+  chain::eip1559_transaction tx;
+  tx.chain_id = what.chain_id;
+  tx.nonce = what.nonce;
+  tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
+  tx.max_fee_per_gas = fees.max_fee_per_gas;
+  tx.gas_limit = settings.gas_limit;
+  tx.to = what.to;
+  tx.value = what.value;
+  return chain::sign(tx, key);
+}
+
+}  // namespace broadcaster

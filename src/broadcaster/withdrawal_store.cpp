@@ -1,0 +1,164 @@
+#include "broadcaster/withdrawal_store.hpp"
+
+#include <pqxx/pqxx>
+
+namespace broadcaster::store {
+
+namespace {
+
+constexpr const char* row_columns =
+    "id, user_id, chain, to_address, amount::text, status, from_address, nonce, tx_hash, encode(raw_tx, 'hex')";
+
+withdrawal_row to_row(const pqxx::row& r) {
+  withdrawal_row out;
+  out.id = r[0].as<std::int64_t>();
+  out.user_id = r[1].as<std::int64_t>();
+  out.chain = r[2].as<std::string>();
+  out.to_address = r[3].as<std::string>();
+  out.amount = r[4].as<std::string>();
+  out.status = r[5].as<std::string>();
+  if (!r[6].is_null()) out.from_address = r[6].as<std::string>();
+  if (!r[7].is_null()) out.nonce = r[7].as<std::int64_t>();
+  if (!r[8].is_null()) out.tx_hash = r[8].as<std::string>();
+  if (!r[9].is_null()) out.raw_tx_hex = r[9].as<std::string>();
+  return out;
+}
+
+std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+}  // namespace
+
+std::optional<withdrawal_row> lock_withdrawal(pqxx::transaction_base& tx, std::int64_t id) {
+  const auto result =
+      tx.exec_params(std::string("SELECT ") + row_columns + " FROM withdrawals WHERE id = $1 FOR UPDATE", id);
+  if (result.empty()) return std::nullopt;
+  return to_row(result[0]);
+}
+
+std::optional<withdrawal_row> lock_next_pending(pqxx::transaction_base& tx, const std::string& chain) {
+  // withdrawals_open (status, id) serves this; SKIP LOCKED lets several pollers share the work.
+  const auto result = tx.exec_params(std::string("SELECT ") + row_columns +
+                                         " FROM withdrawals WHERE status = 'pending' AND chain = $1"
+                                         " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                                     chain);
+  if (result.empty()) return std::nullopt;
+  return to_row(result[0]);
+}
+
+bool nonce_row_exists(pqxx::transaction_base& tx, const std::string& chain, const std::string& address) {
+  return !tx.exec_params("SELECT 1 FROM hot_wallet_nonces WHERE chain = $1 AND address = $2", chain, address).empty();
+}
+
+void init_nonce_row(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,
+                    std::uint64_t next_nonce) {
+  tx.exec_params(
+      "INSERT INTO hot_wallet_nonces (chain, address, next_nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", chain,
+      address, as_i64(next_nonce));
+}
+
+std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const std::string& chain,
+                                            const std::string& address) {
+  const auto locked = tx.exec_params(
+      "SELECT next_nonce FROM hot_wallet_nonces WHERE chain = $1 AND address = $2 FOR UPDATE", chain, address);
+  if (locked.empty()) return std::nullopt;
+  // Released nonces are only touched under the counter row's lock, so this read-then-delete is safe.
+  const auto released = tx.exec_params(
+      "DELETE FROM hot_wallet_released_nonces WHERE (chain, address, nonce) = ("
+      " SELECT chain, address, nonce FROM hot_wallet_released_nonces"
+      " WHERE chain = $1 AND address = $2 ORDER BY nonce LIMIT 1) RETURNING nonce",
+      chain, address);
+  if (!released.empty()) return static_cast<std::uint64_t>(released[0][0].as<std::int64_t>());
+  const auto next = tx.exec_params(
+      "UPDATE hot_wallet_nonces SET next_nonce = next_nonce + 1 WHERE chain = $1 AND address = $2"
+      " RETURNING next_nonce - 1",
+      chain, address);
+  return static_cast<std::uint64_t>(next[0][0].as<std::int64_t>());
+}
+
+void resync_nonce(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,
+                  std::uint64_t node_pending_count) {
+  tx.exec_params(
+      "UPDATE hot_wallet_nonces SET next_nonce = GREATEST(next_nonce, $3) WHERE chain = $1 AND address = $2", chain,
+      address, as_i64(node_pending_count));
+  tx.exec_params("DELETE FROM hot_wallet_released_nonces WHERE chain = $1 AND address = $2 AND nonce < $3", chain,
+                 address, as_i64(node_pending_count));
+}
+
+bool mark_signed(pqxx::transaction_base& tx, std::int64_t id, const std::string& from_address, std::uint64_t nonce,
+                 const std::string& raw_tx_hex, const std::string& tx_hash) {
+  const auto result = tx.exec_params(
+      "UPDATE withdrawals SET status = 'signed', from_address = $2, nonce = $3, raw_tx = decode($4, 'hex'),"
+      " tx_hash = $5, signed_at = now(), updated_at = now()"
+      " WHERE id = $1 AND status = 'pending'",
+      id, from_address, as_i64(nonce), raw_tx_hex, tx_hash);
+  return result.affected_rows() == 1;
+}
+
+std::optional<double> mark_broadcast(pqxx::transaction_base& tx, std::int64_t id) {
+  const auto result = tx.exec_params(
+      "UPDATE withdrawals SET status = 'broadcast', broadcast_at = now(), updated_at = now()"
+      " WHERE id = $1 AND status = 'signed'"
+      " RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8",
+      id);
+  if (result.empty()) return std::nullopt;
+  return result[0][0].as<double>();
+}
+
+bool mark_confirmed(pqxx::transaction_base& tx, std::int64_t id) {
+  const auto result = tx.exec_params(
+      "UPDATE withdrawals SET status = 'confirmed', confirmed_at = now(), updated_at = now()"
+      " WHERE id = $1 AND status = 'broadcast'",
+      id);
+  return result.affected_rows() == 1;
+}
+
+bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, std::string_view expected,
+                     const std::string& reason, bool release_nonce) {
+  const auto failed = tx.exec_params(
+      "UPDATE withdrawals SET status = 'failed', failure_reason = $3, failed_at = now(), updated_at = now()"
+      " WHERE id = $1 AND status = $2 RETURNING user_id, amount, chain, from_address, nonce",
+      id, std::string(expected), reason);
+  if (failed.empty()) return false;
+  const auto& row = failed[0];
+  const auto refunded = tx.exec_params(
+      "UPDATE accounts SET balance = balance + $2::numeric, updated_at = now() WHERE user_id = $1",
+      row[0].as<std::int64_t>(), row[1].as<std::string>());
+  if (refunded.affected_rows() != 1) {
+    // withdrawals.user_id references accounts: this cannot happen unless the schema changed.
+    throw std::logic_error("refund: the withdrawal's account does not exist");
+  }
+  if (release_nonce && !row[3].is_null() && !row[4].is_null()) {
+    tx.exec_params(
+        "INSERT INTO hot_wallet_released_nonces (chain, address, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<std::int64_t>());
+  }
+  return true;
+}
+
+std::vector<broadcast_transaction> broadcast_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
+                                                         std::int64_t after_id, int limit,
+                                                         std::chrono::milliseconds rebroadcast_after) {
+  const auto result = tx.exec_params(
+      "SELECT id, tx_hash, encode(raw_tx, 'hex'), broadcast_at < now() - $4 * interval '1 millisecond'"
+      " FROM withdrawals WHERE status = 'broadcast' AND chain = $1 AND id > $2 ORDER BY id LIMIT $3",
+      chain, after_id, limit, static_cast<std::int64_t>(rebroadcast_after.count()));
+  std::vector<broadcast_transaction> out;
+  out.reserve(result.size());
+  for (const auto& r : result) {
+    out.push_back({r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<bool>()});
+  }
+  return out;
+}
+
+std::vector<std::int64_t> stale_signed_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
+                                                   std::chrono::milliseconds older_than, int limit) {
+  const auto result = tx.exec_params(
+      "SELECT id FROM withdrawals WHERE status = 'signed' AND chain = $1"
+      " AND signed_at < now() - $2 * interval '1 millisecond' ORDER BY id LIMIT $3",
+      chain, static_cast<std::int64_t>(older_than.count()), limit);
+  std::vector<std::int64_t> out;
+  for (const auto& r : result) out.push_back(r[0].as<std::int64_t>());
+  return out;
+}
+
+}  // namespace broadcaster::store

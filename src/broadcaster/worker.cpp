@@ -1,0 +1,233 @@
+#include "broadcaster/worker.hpp"
+
+#include <thread>
+
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "broadcaster/confirmation_tracker.hpp"
+#include "broadcaster/db_poll_source.hpp"
+#include "broadcaster/eth_rpc.hpp"
+#include "broadcaster/health.hpp"
+#include "broadcaster/kafka_source.hpp"
+#include "broadcaster/metrics.hpp"
+#include "broadcaster/processor.hpp"
+#include "broadcaster/redis_source.hpp"
+#include "common/backoff.hpp"
+#include "common/http_server.hpp"
+#include "common/logging.hpp"
+#include "common/metrics.hpp"
+#include "common/systemd.hpp"
+
+namespace broadcaster {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+// Every blocking step of a loop is bounded well below this (rpc_timeout, lock_timeout,
+// statement_timeout, Kafka commit deadlines); a loop silent for longer is stuck.
+constexpr auto stall_after = 25s;
+// A transient problem (node or broker down) makes /healthz fail once it stands this long.
+constexpr auto problem_grace = 30s;
+constexpr auto readiness_probe_timeout = 5s;
+constexpr std::size_t pool_size = 4;  // source, tracker, and one spare for each
+
+// Retries `probe` (empty string = success) with backoff until it passes; false when a stop came first.
+bool wait_until_ready(const char* what, common::process_signals& signals, health& status,
+                      const std::function<std::string()>& probe) {
+  common::backoff delay(500ms, 10s);
+  for (;;) {
+    std::string problem;
+    try {
+      problem = probe();
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (problem.empty()) {
+      status.clear_problem(what);
+      return true;
+    }
+    status.set_problem(what, problem);
+    const auto wait = delay.next();
+    spdlog::warn("waiting for {}: {}; next try in {} ms", what, problem, wait.count());
+    common::systemd::notify_status(fmt::format("waiting for {}: {}", what, problem));
+    if (signals.wait_for(wait)) return false;
+  }
+}
+
+void reload(const std::filesystem::path& config_path) {
+  common::systemd::notify_reloading();
+  try {
+    auto reader = common::config_reader::from_file(config_path, "BROADCASTER");
+    const auto level =
+        reader.get_choice("log.level", "info", {"trace", "debug", "info", "warn", "error", "critical", "off"});
+    common::set_log_level(level);
+    spdlog::info("reloaded {}: log level {}", config_path.string(), level);
+  } catch (const std::exception& e) {
+    spdlog::error("reload of {} failed, keeping the current settings: {}", config_path.string(), e.what());
+  }
+  common::systemd::notify_ready();
+}
+
+std::string status_line(const std::string& source, const metrics& m) {
+  return fmt::format("{}; {:.0f} events, {:.0f} broadcast, {:.0f} confirmed, {:.0f} duplicates, lag {:.0f}", source,
+                     m.events_consumed.Value(), m.broadcasts.Value(), m.confirmed.Value(),
+                     m.duplicates_skipped.Value(), m.consumer_lag.Value());
+}
+
+}  // namespace
+
+int run_worker(const std::filesystem::path& config_path, const settings& config, const chain::private_key& key,
+               common::process_signals& signals) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  metrics counters(*registry);
+  health status;
+
+  common::http::server_config http_config;
+  http_config.bind_address = config.http.listen;
+  http_config.port = config.http.port;
+  http_config.threads = 1;
+  common::http::server operations(http_config, common::operations_handler(registry, [&status] {
+                                    return status.problem(stall_after, problem_grace);
+                                  }));
+  try {
+    operations.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot serve /metrics and /healthz: {} (http.listen / http.port)", e.what());
+    return 1;
+  }
+
+  const std::string source_line = config.source == source_mode::db_poll
+                                      ? fmt::format("Source: DB poll every {}", format_duration(config.poll_interval))
+                                      : (config.mq == mq_type::kafka ? "MQ Mode: Kafka Consumer"
+                                                                     : "MQ Mode: Redis Stream Consumer");
+  spdlog::info("{}", source_line);
+  spdlog::info("broadcaster-worker: chain \"{}\" via {}, {} transactions, hot wallet {}, database {}",
+               config.chain.name, config.chain.rpc_url,
+               config.chain.tx_type == transaction_type::legacy ? "legacy (EIP-155)" : "EIP-1559",
+               key.address().to_checksum_string(), common::redacted_url(config.database.url));
+
+  common::connection_pool pool(config.database, pool_size, 10s, [](pqxx::connection& connection) {
+    // Bounded waits: a row lock held by a stuck worker or a runaway statement becomes a retryable error.
+    pqxx::nontransaction tx(connection);
+    tx.exec("SET lock_timeout = '5s'; SET statement_timeout = '15s'");
+  });
+
+  if (!wait_until_ready("database", signals, status, [&pool] {
+        auto lease = pool.acquire();
+        pqxx::nontransaction tx(*lease);
+        if (!tx.exec1("SELECT to_regclass('withdrawals') IS NOT NULL")[0].as<bool>()) {
+          return std::string("table withdrawals not found in the search_path: migrate the schema (walletctl migrate up)");
+        }
+        return std::string();
+      })) {
+    return 0;
+  }
+
+  std::uint64_t chain_id = config.chain.chain_id;
+  {
+    eth_rpc rpc(config.chain.rpc_url, config.chain.rpc_timeout);
+    std::uint64_t node_chain_id = 0;
+    if (!wait_until_ready("eth node", signals, status, [&] {
+          node_chain_id = rpc.chain_id();
+          return std::string();
+        })) {
+      return 0;
+    }
+    if (chain_id != 0 && chain_id != node_chain_id) {
+      spdlog::critical("config: chain.chain_id is {} but the node at {} serves chain {}: fix chain.chain_id or "
+                       "chain.rpc_url",
+                       chain_id, config.chain.rpc_url, node_chain_id);
+      return common::exit_config_error;
+    }
+    chain_id = node_chain_id;
+    spdlog::info("eth node {} serves chain id {}", config.chain.rpc_url, chain_id);
+  }
+
+  processor source_processor(config, chain_id, key, pool, counters, status, signals, "source");
+  processor tracker_processor(config, chain_id, key, pool, counters, status, signals, "tracker");
+  std::unique_ptr<event_source> source;
+  try {
+    if (config.source == source_mode::db_poll) {
+      source = make_db_poll_source(config, source_processor, status, signals);
+    } else if (config.mq == mq_type::kafka) {
+      source = make_kafka_source(config, source_processor, counters, status, signals);
+    } else {
+      source = make_redis_source(config, source_processor, counters, status, signals);
+    }
+  } catch (const common::config_error& e) {
+    spdlog::critical("{}", e.what());
+    return common::exit_config_error;
+  }
+  if (!wait_until_ready(config.source == source_mode::db_poll ? "source"
+                        : config.mq == mq_type::kafka         ? "Kafka"
+                                                              : "Redis",
+                        signals, status, [&] { return source->check_ready(readiness_probe_timeout); })) {
+    return 0;
+  }
+
+  confirmation_tracker tracker(config, tracker_processor, pool, counters, status, signals);
+  std::atomic<bool> fatal{false};
+  status.beat("source");
+  status.beat("tracker");
+  std::thread source_thread([&] {
+    try {
+      source->run();
+    } catch (const std::exception& e) {
+      spdlog::critical("event source failed: {}", e.what());
+      fatal = true;
+      signals.request_stop();
+    }
+  });
+  std::thread tracker_thread([&] {
+    try {
+      tracker.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("confirmation tracker failed: {}", e.what());
+      fatal = true;
+      signals.request_stop();
+    }
+  });
+
+  status.set_ready(true);
+  common::systemd::notify_ready();
+  spdlog::info("ready: {}", source_line);
+
+  const auto watchdog = common::systemd::watchdog_ping_interval();
+  auto reloads_seen = signals.reload_generation();
+  auto last_ping = clock::time_point{};
+  auto last_status = clock::time_point{};
+  while (!signals.stop_requested()) {
+    if (watchdog && clock::now() - last_ping >= *watchdog) {
+      // A stuck loop stops the pings and lets systemd restart the process.
+      if (status.alive(stall_after)) {
+        common::systemd::notify_watchdog();
+        last_ping = clock::now();
+      } else {
+        spdlog::error("not pinging the watchdog: {}", status.problem(stall_after, problem_grace));
+      }
+    }
+    if (clock::now() - last_status >= 5s) {
+      common::systemd::notify_status(status_line(source_line, counters));
+      last_status = clock::now();
+    }
+    signals.wait_for(watchdog ? std::min<std::chrono::milliseconds>(*watchdog, 1s) : 1s);
+    if (signals.reload_generation() != reloads_seen) {
+      reloads_seen = signals.reload_generation();
+      reload(config_path);
+    }
+  }
+
+  common::systemd::notify_stopping();
+  common::systemd::notify_status("stopping: finishing the event in hand");
+  spdlog::info("stopping: finishing the event in hand");
+  source_thread.join();
+  tracker_thread.join();
+  operations.drain(2s);
+  spdlog::info("stopped");
+  return fatal ? 1 : 0;
+}
+
+}  // namespace broadcaster
