@@ -1,0 +1,66 @@
+#pragma once
+// wallet-service configuration: one plain struct filled by parse_config() from conf/wallet.toml
+// and WALLET_* environment overrides (see README.md "wallet-service" for every key).
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "chain/uint256.hpp"
+#include "common/config.hpp"
+#include "common/database.hpp"
+#include "common/http_server.hpp"
+
+namespace wallet {
+
+/// What a withdrawal on one chain may look like ([chains.<name>]). Addresses are EVM addresses
+/// (0x + 40 hex digits, EIP-55 checked when mixed-case) on every chain we support.
+struct chain_rules {
+  std::string name;
+  /// Decimals of the chain's amounts, 0..18 (the scale of the numeric(78, 18) columns).
+  unsigned decimals = 18;
+  /// The largest withdrawal in base units, inclusive: [chains.<name>] max_amount when set,
+  /// otherwise the largest amount the numeric(78, 18) columns hold.
+  chain::uint256 max_amount;
+};
+
+using chain_map = std::map<std::string, chain_rules, std::less<>>;
+
+/// Rules for `name` with `decimals` and an optional decimal maximum ("1000"); throws
+/// common::config_error naming chains.<name>.* when they are out of range.
+chain_rules make_chain_rules(std::string name, unsigned decimals, const std::optional<std::string>& max_amount);
+
+struct service_config {
+  std::string log_level = "info";
+  /// listen, port (WALLET_HTTP_PORT; 0 = ephemeral), threads (default: pool_size), timeouts.
+  common::http::server_config http;
+  /// How long SIGTERM waits for in-flight requests before cutting connections.
+  std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
+
+  common::database_config database;
+  std::size_t pool_size = 16;
+  std::chrono::milliseconds acquire_timeout{std::chrono::seconds(5)};
+  /// Server-side statement_timeout of every pooled session: the deadline of each SQL statement.
+  std::chrono::milliseconds statement_timeout{std::chrono::seconds(5)};
+  /// Attempts of one withdrawal transaction on serialization failures, deadlocks and broken
+  /// connections (never after an in-doubt commit).
+  int max_attempts = 3;
+
+  /// POST /v1/accounts/{user_id}/deposits answers only when true (demos and tests).
+  bool enable_deposits = false;
+  /// auth.tokens_file: SHA-256 digests of the accepted bearer tokens. When unset, the systemd
+  /// credential "api-tokens" is used if present; with neither, no token is required.
+  std::optional<std::filesystem::path> tokens_file;
+
+  chain_map chains;
+};
+
+/// Reads every key of the wallet's TOML (see conf/wallet.toml). Throws common::config_error
+/// naming the key. Does not call reject_unknown_keys(): the caller does, after reading.
+service_config parse_config(common::config_reader& reader);
+
+}  // namespace wallet

@@ -1,0 +1,147 @@
+// wallet-service: the HTTP JSON API that debits an account, records the withdrawal and writes
+// its WithdrawalCreated event to the outbox, all in one PostgreSQL transaction.
+//
+//   wallet-service --config conf/wallet.toml [--check-config]
+//
+// Exit codes: 0 after SIGTERM/SIGINT (in-flight requests finished), 1 on a runtime failure
+// (e.g. the port is taken), 2 on a configuration error.
+
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "common/config.hpp"
+#include "common/database.hpp"
+#include "common/http_server.hpp"
+#include "common/logging.hpp"
+#include "common/signals.hpp"
+#include "common/systemd.hpp"
+#include "wallet/api.hpp"
+#include "wallet/auth.hpp"
+#include "wallet/config.hpp"
+#include "wallet/store.hpp"
+
+namespace {
+
+constexpr const char* usage = "usage: wallet-service --config FILE [--check-config]\n";
+
+struct loaded_config {
+  wallet::service_config service;
+  std::shared_ptr<const wallet::token_set> tokens;
+};
+
+loaded_config load(const std::string& path) {
+  auto reader = common::config_reader::from_file(path, "WALLET");
+  loaded_config out{wallet::parse_config(reader), nullptr};
+  reader.reject_unknown_keys();
+  out.tokens = wallet::load_tokens(out.service.tokens_file);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  std::string config_path;
+  bool check_only = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (args[i] == "--check-config") {
+      check_only = true;
+    } else if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << usage;
+      return 0;
+    } else {
+      std::cerr << "wallet-service: unexpected argument \"" << args[i] << "\"\n" << usage;
+      return common::exit_config_error;
+    }
+  }
+  if (config_path.empty()) {
+    std::cerr << "wallet-service: --config is required\n" << usage;
+    return common::exit_config_error;
+  }
+
+  common::init_logging("wallet-service", "info");
+  common::process_signals signals;
+
+  loaded_config config;
+  try {
+    config = load(config_path);
+    common::set_log_level(config.service.log_level);
+  } catch (const common::config_error& e) {
+    spdlog::critical("{}", e.what());
+    return common::exit_config_error;
+  }
+  const auto& cfg = config.service;
+  if (check_only) {
+    std::cout << "wallet-service: " << config_path << " is valid\n";
+    return 0;
+  }
+
+  try {
+    common::connection_pool pool(cfg.database, cfg.pool_size, cfg.acquire_timeout,
+                                 wallet::store::session_setup(cfg.statement_timeout));
+    wallet::store store(pool, cfg.max_attempts);
+    wallet::health_probe health(cfg.database, cfg.statement_timeout);
+    auto registry = std::make_shared<prometheus::Registry>();
+    wallet::api api(cfg, store, pool, health, config.tokens, registry);
+
+    common::http::server server(cfg.http, [&api](const common::http::request& request) { return api.handle(request); });
+    server.start();
+    spdlog::info("wallet-service: database {}, pool {} connections, {} HTTP threads, deposits {}, authentication {}",
+                 common::redacted_url(cfg.database.url), cfg.pool_size, cfg.http.threads,
+                 cfg.enable_deposits ? "on" : "off",
+                 config.tokens ? fmt::format("on ({} tokens)", config.tokens->size()) : "off");
+
+    // Ready once the database answered: until then requests get 503 and systemd waits.
+    bool ready = false;
+    auto reloads = signals.reload_generation();
+    const auto watchdog = common::systemd::watchdog_ping_interval();
+    while (!signals.stop_requested()) {
+      if (watchdog) common::systemd::notify_watchdog();
+      if (!ready) {
+        const auto problem = health.problem();
+        if (problem.empty()) {
+          ready = true;
+          spdlog::info("database reachable: ready");
+          common::systemd::notify_ready();
+          common::systemd::notify_status("serving");
+        } else {
+          spdlog::warn("{}; answering 503 until it is reachable", problem);
+          common::systemd::notify_status(problem);
+        }
+      }
+      if (signals.reload_generation() != reloads) {
+        reloads = signals.reload_generation();
+        common::systemd::notify_reloading();
+        try {
+          auto reloaded = load(config_path);
+          common::set_log_level(reloaded.service.log_level);
+          api.set_tokens(reloaded.tokens);
+          spdlog::info("reloaded log.level and the API tokens ({}); other settings need a restart",
+                       reloaded.tokens ? std::to_string(reloaded.tokens->size()) : "authentication off");
+        } catch (const common::config_error& e) {
+          spdlog::error("reload refused, keeping the running configuration: {}", e.what());
+        }
+        common::systemd::notify_ready();
+      }
+      std::chrono::milliseconds pause = ready ? std::chrono::seconds(60) : std::chrono::seconds(2);
+      if (watchdog) pause = std::min(pause, *watchdog);
+      signals.wait_for(pause);
+    }
+
+    common::systemd::notify_stopping();
+    spdlog::info("stopping: finishing in-flight requests (up to {} ms)", cfg.shutdown_timeout.count());
+    server.drain(cfg.shutdown_timeout);
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::critical("wallet-service: {}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,127 @@
+#pragma once
+// The wallet's SQL: one transaction per withdrawal (debit + withdrawal row + outbox row), reads
+// for the GET routes, deposits, and the health probe. Every statement takes its values as
+// parameters of prepared statements; no input is ever spliced into SQL text.
+//
+// Thread-safety: store and health_probe are safe to call from many threads; each call borrows
+// a pooled connection (store) or serializes on its own connection (health_probe).
+// Blocking: every call waits at most the pool's acquire_timeout for a connection, then at most
+// the sessions' statement_timeout per statement.
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <pqxx/connection>
+
+#include "common/database.hpp"
+#include "wallet/request.hpp"
+
+namespace wallet {
+
+/// Topic of the WithdrawalCreated events (the seed's name).
+inline constexpr std::string_view withdrawal_topic = "wallet_events_withdrawal";
+
+/// The database could not be reached or did not answer in time; nothing was written, except
+/// when in_doubt(): the commit was sent and its outcome is unknown.
+class database_unavailable : public std::runtime_error {
+ public:
+  database_unavailable(const std::string& what, bool in_doubt) : std::runtime_error(what), in_doubt_(in_doubt) {}
+  bool in_doubt() const noexcept { return in_doubt_; }
+
+ private:
+  bool in_doubt_;
+};
+
+enum class create_outcome {
+  created,               // debited, withdrawal pending, outbox row written, committed
+  replayed,              // the Idempotency-Key was used before with the same request: nothing written
+  unknown_user,          // no account: nothing written
+  insufficient_balance,  // balance < amount: nothing written
+  key_reused,            // the Idempotency-Key was used before with another request: nothing written
+};
+
+struct create_result {
+  create_outcome outcome = create_outcome::created;
+  std::int64_t withdrawal_id = 0;  // created and replayed
+};
+
+struct withdrawal_record {
+  std::int64_t id = 0;
+  std::int64_t user_id = 0;
+  std::string chain;
+  std::string to_address;
+  std::string amount;  // canonical decimal
+  std::string status;  // pending, signed, broadcast, confirmed, failed
+  std::optional<std::string> tx_hash;  // once broadcast
+  std::optional<std::string> failure_reason;
+  // RFC 3339 UTC with microseconds ("2024-05-01T12:00:00.123456Z").
+  std::string created_at;
+  std::string updated_at;
+  std::optional<std::string> signed_at;
+  std::optional<std::string> broadcast_at;
+  std::optional<std::string> confirmed_at;
+  std::optional<std::string> failed_at;
+};
+
+struct account_record {
+  std::int64_t user_id = 0;
+  std::string balance;  // canonical decimal
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct deposit_result {
+  std::optional<std::string> balance;  // canonical decimal after the deposit; nullopt: over the column's range
+};
+
+class store {
+ public:
+  /// `pool` must have been created with store::session_setup(); it must outlive the store.
+  store(common::connection_pool& pool, int max_attempts);
+
+  /// The connection_pool hook: session settings (statement_timeout, idle-in-transaction timeout,
+  /// UTC) and the prepared statements.
+  static common::connection_pool::connection_setup session_setup(std::chrono::milliseconds statement_timeout);
+
+  /// The withdrawal transaction. Retries serialization failures, deadlocks and broken connections
+  /// up to max_attempts; throws database_unavailable when the database cannot do it (in_doubt()
+  /// when a commit's outcome is unknown). Other database errors propagate as pqxx exceptions.
+  create_result create_withdrawal(const withdrawal_request& request, const std::optional<std::string>& idempotency_key,
+                                  const std::optional<std::string>& traceparent);
+
+  /// Throws database_unavailable as above.
+  std::optional<withdrawal_record> find_withdrawal(std::int64_t id);
+  std::optional<account_record> find_account(std::int64_t user_id);
+  /// Credits `amount` (canonical decimal), creating the account on its first deposit.
+  deposit_result deposit(std::int64_t user_id, const std::string& amount);
+
+ private:
+  template <class F>
+  auto with_retries(const char* what, F&& work);
+
+  common::connection_pool& pool_;
+  const int max_attempts_;
+};
+
+/// /healthz's "database reachable": SELECT 1 on a connection of its own, so a pool busy with
+/// withdrawals does not make the service look down. Reconnects when the connection broke.
+class health_probe {
+ public:
+  health_probe(common::database_config config, std::chrono::milliseconds statement_timeout);
+  ~health_probe();
+  /// Empty when the database answered; the reason otherwise. Blocks up to the connect timeout
+  /// plus the statement timeout.
+  std::string problem();
+
+ private:
+  const std::string connection_string_;
+  const std::chrono::milliseconds statement_timeout_;
+  std::mutex mutex_;
+  std::unique_ptr<pqxx::connection> connection_;
+};
+
+}  // namespace wallet

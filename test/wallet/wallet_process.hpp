@@ -1,0 +1,107 @@
+#pragma once
+// A real wallet-service process on its own test schema, started with conf/wallet.toml and
+// WALLET_HTTP_PORT=0, plus the database reads the wallet suites check against.
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <vector>
+#include <string>
+
+#include <pqxx/pqxx>
+
+#include "http_client.hpp"
+#include "test_support.hpp"
+
+namespace wallet_test {
+
+using namespace std::chrono_literals;
+
+inline std::string log_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / (test_support::unique_name(name) + ".log")).string();
+}
+
+class wallet_process {
+ public:
+  /// Starts wallet-service against `database_url` with `env` added, and waits for its port.
+  wallet_process(const std::string& database_url, std::map<std::string, std::string> env = {},
+                 std::string config = OUTBOX_SOURCE_DIR "/conf/wallet.toml") {
+    env["DATABASE_URL"] = database_url;
+    env.emplace("WALLET_HTTP_PORT", "0");
+    env.emplace("WALLET_LOG_LEVEL", "info");
+    process_ = std::make_unique<test_support::child_process>(test_support::bin_path("wallet-service"),
+                                                             std::vector<std::string>{"--config", config}, env,
+                                                             log_path("wallet"));
+    port_ = test_support::wait_for_http_port(*process_);
+  }
+
+  std::uint16_t port() const noexcept { return port_; }
+  test_support::child_process& process() noexcept { return *process_; }
+  test_support::http_client client() const { return test_support::http_client("127.0.0.1", port_); }
+
+ private:
+  std::unique_ptr<test_support::child_process> process_;
+  std::uint16_t port_ = 0;
+};
+
+/// Local ports of the TCP sockets process `pid` has open (its side of each connection), from
+/// /proc: pg_stat_activity.client_port names the backends serving them.
+inline std::vector<int> tcp_local_ports(int pid) {
+  std::set<std::string> inodes;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    std::error_code ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<int> ports;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (inodes.contains(inode)) ports.push_back(std::stoi(local.substr(local.find(':') + 1), nullptr, 16));
+    }
+  }
+  return ports;
+}
+
+/// What a refused request must leave untouched.
+struct db_state {
+  std::string balances;  // "user:balance,..." in user order
+  long withdrawals = 0;
+  long outbox = 0;
+  bool operator==(const db_state&) const = default;
+};
+
+inline db_state read_state(const test_support::test_schema& schema) {
+  auto connection = schema.connect();
+  pqxx::nontransaction tx(connection);
+  db_state state;
+  state.balances = tx.exec1("SELECT coalesce(string_agg(user_id || ':' || balance, ',' ORDER BY user_id), '') "
+                            "FROM accounts")[0]
+                       .as<std::string>();
+  state.withdrawals = tx.exec1("SELECT count(*) FROM withdrawals")[0].as<long>();
+  state.outbox = tx.exec1("SELECT count(*) FROM outbox_messages")[0].as<long>();
+  return state;
+}
+
+inline std::string balance_of(const test_support::test_schema& schema, std::int64_t user_id) {
+  auto connection = schema.connect();
+  pqxx::nontransaction tx(connection);
+  return tx.exec_params1("SELECT balance::text FROM accounts WHERE user_id = $1", user_id)[0].as<std::string>();
+}
+
+// Catch prints db_state when a comparison fails.
+inline std::ostream& operator<<(std::ostream& out, const db_state& s) {
+  return out << "{balances: " << s.balances << ", withdrawals: " << s.withdrawals << ", outbox: " << s.outbox << "}";
+}
+
+}  // namespace wallet_test
