@@ -1,0 +1,337 @@
+// outbox-relay against the real PostgreSQL, Kafka and Redis: what reaches the broker, in which
+// order, and what happens to rows the broker refuses. Relays run as real processes.
+
+#include <algorithm>
+#include <csignal>
+#include <random>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "common/redis.hpp"
+#include "relay_harness.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using relay_itest::inserted_row;
+using relay_itest::relay_process;
+using test_support::consumed_message;
+using test_support::wait_until;
+
+bool wait_drained(pqxx::connection& db, std::chrono::milliseconds timeout) {
+  return wait_until([&] { return relay_itest::pending_rows(db) == 0; }, timeout, 100ms);
+}
+
+void stop_gracefully(relay_process& relay) {
+  relay.signal(SIGTERM);
+  const auto code = relay.wait(30s);
+  INFO("relay log: " << relay.log_path());
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+}
+
+// Messages of each key, in topic order (by partition, then offset). A key maps to one partition,
+// so within a key this is the order a consumer sees.
+std::map<std::string, std::vector<const consumed_message*>> by_key(const std::vector<consumed_message>& messages) {
+  std::map<std::string, std::vector<const consumed_message*>> keyed;
+  for (const auto& m : messages) {
+    if (m.key) keyed[*m.key].push_back(&m);
+  }
+  for (auto& [key, list] : keyed) {
+    std::sort(list.begin(), list.end(), [](const auto* a, const auto* b) {
+      return std::pair(a->partition, a->offset) < std::pair(b->partition, b->offset);
+    });
+  }
+  return keyed;
+}
+
+struct order_report {
+  std::size_t violations = 0;
+  std::size_t split_keys = 0;  // keys whose messages landed in more than one partition
+  std::string first_violation;
+};
+
+// For every key: the sequence of outbox ids at their FIRST appearance must ascend.
+order_report check_first_appearance_order(const std::vector<consumed_message>& messages) {
+  order_report report;
+  for (const auto& [key, list] : by_key(messages)) {
+    std::set<std::int32_t> partitions;
+    std::set<std::int64_t> seen;
+    std::int64_t last_first = 0;
+    for (const auto* m : list) {
+      partitions.insert(m->partition);
+      const auto id = relay_itest::outbox_id(*m);
+      if (!seen.insert(id).second) continue;  // a re-send: only first appearances carry the order
+      if (id < last_first) {
+        if (report.violations++ == 0) {
+          report.first_violation =
+              fmt::format("key {}: id {} first appears at {}/{} after id {}", key, id, m->partition, m->offset, last_first);
+        }
+      }
+      last_first = std::max(last_first, id);
+    }
+    if (partitions.size() > 1) ++report.split_keys;
+  }
+  return report;
+}
+
+}  // namespace
+
+// Pins: a relay killed between publish and delete loses rows, or re-sends more than it had in flight.
+TEST_CASE("relay crash: SIGKILLed at random moments while draining, every row still arrives",
+          "[relay][integration][crash]") {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  const auto topic = test_support::unique_name("relay_crash");
+  test_support::create_topic(topic, 6);
+  constexpr int batch_size = 500;
+  const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", std::to_string(batch_size)}};
+
+  auto rows = relay_itest::insert_rows(db, topic, 20000);
+  const auto seed = std::random_device{}();
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> delay_ms(0, 600);
+  INFO("random seed " << seed);
+
+  int kills = 0;
+  std::vector<std::int64_t> backlog_after_kill;
+  while (kills < 3) {
+    if (relay_itest::pending_rows(db) == 0) {
+      // The previous relay drained everything before its kill: top up, so that three kills land mid-drain.
+      auto more = relay_itest::insert_rows(db, topic, 5000, "'k' || (i % 200)", static_cast<std::int64_t>(rows.size()) + 1);
+      rows.insert(rows.end(), more.begin(), more.end());
+    }
+    const auto before = relay_itest::pending_rows(db);
+    relay_process relay(schema, env);
+    INFO("relay log: " << relay.log_path());
+    REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) < before || !relay.running(); }, 60s, 5ms));
+    REQUIRE(relay.running());
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+    relay.kill();
+    const auto after = relay_itest::pending_rows(db);
+    if (after > 0) {
+      ++kills;
+      backlog_after_kill.push_back(after);
+    }
+  }
+
+  relay_process last(schema, env);
+  INFO("relay log: " << last.log_path());
+  REQUIRE(wait_drained(db, 120s));
+  stop_gracefully(last);
+
+  const auto messages = relay_itest::read_all(topic);
+  const auto summary = relay_itest::summarize(messages, rows);
+  WARN(fmt::format("crash: {} rows, {} SIGKILLs (backlog after each: {}), {} messages, {} duplicate copies "
+                   "(bound {} = kills x batch_size)",
+                   rows.size(), kills, fmt::join(backlog_after_kill, ", "), summary.messages, summary.duplicates,
+                   kills * batch_size));
+  CHECK(summary.missing.empty());
+  CHECK(summary.unexpected.empty());
+  CHECK(relay_itest::pending_rows(db) == 0);
+  CHECK(summary.duplicates <= static_cast<std::size_t>(kills * batch_size));
+}
+
+// Pins: SKIP LOCKED batching with several relays (or a takeover after a crash) reorders a key's events.
+TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's first appearances in id order",
+          "[relay][integration][order]") {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  const auto topic = test_support::unique_name("relay_order");
+  test_support::create_topic(topic, 6);
+  const auto rows = relay_itest::insert_rows(db, topic, 20000, "'k' || (i % 200)");
+  const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"}};
+
+  std::vector<std::unique_ptr<relay_process>> relays;
+  for (int i = 0; i < 3; ++i) relays.push_back(std::make_unique<relay_process>(schema, env));
+  for (auto& relay : relays) {
+    INFO("relay log: " << relay->log_path());
+    REQUIRE(relay->wait_ready());
+  }
+  REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) <= 10000; }, 90s, 5ms));
+  // Midway, at a random moment within about a batch's publish time.
+  const auto seed = std::random_device{}();
+  INFO("random seed " << seed);
+  std::mt19937 random(seed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 100)(random)));
+  relays[1]->kill();
+  const auto backlog_at_kill = relay_itest::pending_rows(db);
+
+  REQUIRE(wait_drained(db, 120s));
+  stop_gracefully(*relays[0]);
+  stop_gracefully(*relays[2]);
+
+  const auto messages = relay_itest::read_all(topic);
+  const auto summary = relay_itest::summarize(messages, rows);
+  CHECK(summary.missing.empty());
+  CHECK(summary.unexpected.empty());
+
+  std::map<std::int64_t, std::optional<std::string>> key_of;
+  for (const auto& row : rows) key_of[row.id] = row.key;
+  std::size_t wrong_keys = 0;
+  for (const auto& m : messages) {
+    if (m.key != key_of[relay_itest::outbox_id(m)]) ++wrong_keys;
+  }
+  CHECK(wrong_keys == 0);
+
+  const auto order = check_first_appearance_order(messages);
+  WARN(fmt::format("order: {} messages for {} rows, {} duplicate copies, backlog at the kill {}",
+                   summary.messages, rows.size(), summary.duplicates, backlog_at_kill));
+  INFO(order.first_violation);
+  CHECK(order.split_keys == 0);
+  CHECK(order.violations == 0);
+}
+
+// Pins: an oversized record retried forever blocks everything behind it (no dead-letter state), or
+// a later row of its key overtakes it.
+TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows",
+          "[relay][integration][poison]") {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  const auto topic = test_support::unique_name("relay_poison");
+  // Broker append time: a record's timestamp then says when it reached the broker, whatever the relay sets.
+  test_support::create_topic(topic, 6, {{"message.timestamp.type", "LogAppendTime"}});
+
+  auto rows = relay_itest::insert_rows(db, topic, 300, "'k' || (i % 10)", 1);
+  std::int64_t poison_id = 0;
+  {
+    pqxx::work tx(db);
+    poison_id = tx.exec_params1("INSERT INTO outbox_messages (topic, key, payload) "
+                                "VALUES ($1, 'k3', convert_to(repeat('x', 2097152), 'UTF8')) RETURNING id",
+                                topic)[0]
+                    .as<std::int64_t>();
+    tx.commit();
+  }
+  const auto after_poison = relay_itest::insert_rows(db, topic, 300, "'k' || (i % 10)", 301);
+  rows.insert(rows.end(), after_poison.begin(), after_poison.end());
+
+  relay_process relay(schema, {{"RELAY_OUTBOX_MAX_ATTEMPTS", "3"}, {"RELAY_OUTBOX_RETRY_BACKOFF", "100ms"}});
+  INFO("relay log: " << relay.log_path());
+  REQUIRE(relay.wait_ready());
+  REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) == 0 && relay_itest::dead_letter_rows(db) == 1; },
+                     60s, 100ms));
+
+  std::int64_t dead_at_ms = 0;
+  {
+    pqxx::nontransaction tx(db);
+    const auto dead = tx.exec1(
+        "SELECT id, key, attempts, last_error, length(payload), "
+        "       floor(extract(epoch FROM dead_at) * 1000)::bigint FROM outbox_dead_letters");
+    CHECK(dead[0].as<std::int64_t>() == poison_id);
+    CHECK(dead[1].as<std::string>() == "k3");
+    CHECK(dead[2].as<int>() == 3);
+    const auto last_error = dead[3].as<std::string>();
+    INFO("last_error: " << last_error);
+    CHECK(relay_itest::count_lines_containing(last_error, "size") > 0);
+    CHECK(dead[4].as<std::int64_t>() == 2097152);
+    dead_at_ms = dead[5].as<std::int64_t>();
+  }
+
+  const auto metrics = relay.http_get("/metrics");
+  REQUIRE(metrics.status == 200);
+  CHECK(test_support::metric_value(metrics.body, "relay_dead_lettered_total").value_or(-1) == Approx(1.0));
+  stop_gracefully(relay);
+
+  const auto messages = relay_itest::read_all(topic);
+  const auto summary = relay_itest::summarize(messages, rows);
+  CHECK(summary.missing.empty());
+  CHECK(summary.unexpected.empty());  // the poison row never reached the topic
+  const auto order = check_first_appearance_order(messages);
+  INFO(order.first_violation);
+  CHECK(order.violations == 0);
+
+  // Rows of the poison row's key behind it reached the broker only after it was dead-lettered.
+  std::size_t later_same_key = 0;
+  std::size_t early = 0;
+  for (const auto& m : messages) {
+    if (m.key != "k3" || relay_itest::outbox_id(m) < poison_id) continue;
+    ++later_same_key;
+    if (m.timestamp_ms < dead_at_ms) ++early;
+  }
+  CHECK(later_same_key >= 30);
+  CHECK(early == 0);
+
+  // An operator requeues it: back into outbox_messages, gone from the dead letters.
+  test_support::child_process requeue(test_support::bin_path("walletctl"), {"dead-letters", "requeue", "--all"},
+                                      {{"DATABASE_URL", schema.url()}}, relay_itest::new_log_path("walletctl"));
+  const auto code = requeue.wait(30s);
+  INFO("walletctl output: " << requeue.log());
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  pqxx::nontransaction tx(db);
+  CHECK(tx.exec1("SELECT count(*) FROM outbox_dead_letters")[0].as<int>() == 0);
+  const auto back = tx.exec("SELECT key, length(payload), attempts FROM outbox_messages");
+  REQUIRE(back.size() == 1);
+  CHECK(back[0][0].as<std::string>() == "k3");
+  CHECK(back[0][1].as<std::int64_t>() == 2097152);
+}
+
+// Pins: REDIS_MQ_TYPE=redis must drain the same outbox into a stream, ids intact.
+TEST_CASE("relay redis: REDIS_MQ_TYPE=redis drains 5,000 rows into the stream", "[relay][integration][redis]") {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  const auto stream = test_support::unique_name("relay_stream");
+  const auto rows = relay_itest::insert_rows(db, stream, 5000, "'k' || (i % 50)");
+
+  common::redis::connection redis(common::redis::parse_url(test_support::require_env("REDIS_URL")), 5s);
+  struct stream_cleanup {
+    common::redis::connection& redis;
+    std::string stream;
+    ~stream_cleanup() {
+      try {
+        redis.command({"DEL", stream});
+      } catch (const std::exception&) {
+        // Best effort: a leftover stream under a unique name harms no other test.
+      }
+    }
+  } cleanup{redis, stream};
+
+  relay_process relay(schema, {{"REDIS_MQ_TYPE", "redis"}});
+  INFO("relay log: " << relay.log_path());
+  REQUIRE(relay.wait_ready());
+  CHECK(relay.log_contains("MQ Mode: Redis Stream"));
+  REQUIRE(wait_drained(db, 60s));
+  stop_gracefully(relay);
+
+  const auto length = redis.command({"XLEN", stream});
+  REQUIRE(length.type == common::redis::reply::kind::integer);
+  CHECK(length.integer >= 5000);
+
+  std::map<std::int64_t, int> copies;
+  std::size_t bad_entries = 0;
+  std::string first_bad;
+  std::map<std::int64_t, std::optional<std::string>> key_of;
+  for (const auto& row : rows) key_of[row.id] = row.key;
+  std::string start = "-";
+  for (;;) {
+    const auto page = redis.command({"XRANGE", stream, start, "+", "COUNT", "1000"});
+    REQUIRE(page.type == common::redis::reply::kind::array);
+    if (page.elements.empty()) break;
+    for (const auto& entry : page.elements) {
+      REQUIRE(entry.elements.size() == 2);
+      std::map<std::string, std::string> fields;
+      const auto& flat = entry.elements[1].elements;
+      for (std::size_t i = 0; i + 1 < flat.size(); i += 2) fields[flat[i].text] = flat[i + 1].text;
+      const auto id = std::stoll(fields["outbox-id"]);
+      ++copies[id];
+      // Every entry carries the row: key, payload bytes and the headers object.
+      const bool ok = key_of.contains(id) && fields["key"] == key_of[id].value_or("") &&
+                      fields["payload"].rfind("payload-", 0) == 0 &&
+                      nlohmann::json::parse(fields["headers"], nullptr, false).contains("test-seq");
+      if (!ok && bad_entries++ == 0) first_bad = fmt::format("entry {} of outbox id {}", entry.elements[0].text, id);
+    }
+    start = "(" + page.elements.back().elements[0].text;
+  }
+  std::size_t missing = 0;
+  for (const auto& row : rows) {
+    if (!copies.contains(row.id)) ++missing;
+  }
+  INFO(first_bad);
+  CHECK(missing == 0);
+  CHECK(bad_entries == 0);
+  CHECK(relay_itest::pending_rows(db) == 0);
+}

@@ -1,0 +1,243 @@
+#include "relay_harness.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+
+namespace relay_itest {
+
+std::string relay_config_path() { return std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"; }
+
+std::string new_log_path(const std::string& label) {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("outbox-relay-itest-{}", getpid());
+  std::filesystem::create_directories(dir);
+  return (dir / (test_support::unique_name(label) + ".log")).string();
+}
+
+std::map<std::string, std::string> relay_environment(const test_support::test_schema& schema) {
+  return {
+      {"DATABASE_URL", schema.url()},
+      {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
+      {"REDIS_URL", test_support::require_env("REDIS_URL")},
+      {"REDIS_MQ_TYPE", "kafka"},
+      {"RELAY_HTTP_PORT", "0"},
+      {"RELAY_LOG_LEVEL", "info"},
+  };
+}
+
+relay_process::relay_process(const test_support::test_schema& schema,
+                             const std::map<std::string, std::string>& overrides, std::vector<std::string> args)
+    : log_path_(new_log_path("relay")) {
+  auto env = relay_environment(schema);
+  for (const auto& [name, value] : overrides) env[name] = value;
+  std::vector<std::string> argv{"--config", relay_config_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process_ = std::make_unique<test_support::child_process>(test_support::bin_path("outbox-relay"), std::move(argv),
+                                                           std::move(env), log_path_);
+}
+
+bool relay_process::wait_ready(std::chrono::milliseconds timeout) {
+  test_support::wait_until([&] { return log_contains("relay ready") || !running(); }, timeout, 20ms);
+  return log_contains("relay ready");
+}
+
+std::uint16_t relay_process::http_port(std::chrono::milliseconds timeout) {
+  return test_support::wait_for_http_port(*process_, timeout);
+}
+
+test_support::http_response relay_process::http_get(const std::string& target) {
+  test_support::http_client client("127.0.0.1", http_port(), 10s);
+  return client.get(target);
+}
+
+void relay_process::kill() {
+  process_->signal(SIGKILL);
+  process_->wait(10s);
+}
+
+std::vector<inserted_row> insert_rows(pqxx::connection& db, const std::string& topic, int count,
+                                      const std::string& key_sql, std::int64_t first_seq) {
+  pqxx::work tx(db);
+  const auto result = tx.exec_params(
+      "INSERT INTO outbox_messages (topic, key, payload, headers) "
+      "SELECT $1, " + key_sql + ", convert_to('payload-' || (i + $3 - 1), 'UTF8'), "
+      "       jsonb_build_object('test-seq', (i + $3 - 1)::text) "
+      "FROM generate_series(1, $2::integer) AS i ORDER BY i RETURNING id, key",
+      topic, count, first_seq);
+  tx.commit();
+  std::vector<inserted_row> rows;
+  rows.reserve(result.size());
+  for (const auto& r : result) {
+    inserted_row row;
+    row.id = r[0].as<std::int64_t>();
+    if (!r[1].is_null()) row.key = r[1].as<std::string>();
+    rows.push_back(std::move(row));
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return rows;
+}
+
+std::int64_t pending_rows(pqxx::connection& db) {
+  pqxx::nontransaction tx(db);
+  return tx.exec1("SELECT count(*) FROM outbox_messages")[0].as<std::int64_t>();
+}
+
+std::int64_t dead_letter_rows(pqxx::connection& db) {
+  pqxx::nontransaction tx(db);
+  return tx.exec1("SELECT count(*) FROM outbox_dead_letters")[0].as<std::int64_t>();
+}
+
+std::set<std::int64_t> pending_ids(pqxx::connection& db) {
+  pqxx::nontransaction tx(db);
+  std::set<std::int64_t> ids;
+  for (const auto& r : tx.exec("SELECT id FROM outbox_messages")) ids.insert(r[0].as<std::int64_t>());
+  return ids;
+}
+
+std::int64_t topic_message_count(const std::string& topic) {
+  std::int64_t total = 0;
+  for (const auto& [partition, end] : test_support::end_offsets(topic)) total += end;
+  return total;
+}
+
+std::vector<test_support::consumed_message> read_all(const std::string& topic, std::chrono::milliseconds timeout) {
+  const auto expected = topic_message_count(topic);
+  auto messages = test_support::read_topic(topic, static_cast<std::size_t>(expected), timeout);
+  INFO("topic " << topic << ": high watermarks say " << expected << " messages");
+  REQUIRE(static_cast<std::int64_t>(messages.size()) >= expected);
+  return messages;
+}
+
+std::int64_t outbox_id(const test_support::consumed_message& message) {
+  const auto header = message.headers.find("outbox-id");
+  INFO("message at " << message.topic << "/" << message.partition << "@" << message.offset);
+  REQUIRE(header != message.headers.end());
+  std::int64_t id = 0;
+  const auto& text = header->second;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  INFO("outbox-id header \"" << text << "\"");
+  REQUIRE(ec == std::errc{});
+  REQUIRE(end == text.data() + text.size());
+  return id;
+}
+
+delivery_summary summarize(const std::vector<test_support::consumed_message>& messages,
+                           const std::vector<inserted_row>& expected) {
+  delivery_summary summary;
+  summary.messages = messages.size();
+  for (const auto& m : messages) ++summary.copies[outbox_id(m)];
+  std::set<std::int64_t> expected_ids;
+  for (const auto& row : expected) {
+    expected_ids.insert(row.id);
+    if (!summary.copies.contains(row.id)) summary.missing.push_back(row.id);
+  }
+  for (const auto& [id, n] : summary.copies) {
+    if (!expected_ids.contains(id)) summary.unexpected.push_back(id);
+    summary.duplicates += static_cast<std::size_t>(n - 1);
+  }
+  return summary;
+}
+
+namespace {
+
+int database_port() {
+  static const std::regex port(R"(://[^/?]*:(\d+)(?:[/?]|$))");
+  const auto url = test_support::require_env("DATABASE_URL");
+  std::smatch match;
+  return std::regex_search(url, match, port) ? std::stoi(match[1].str()) : 5432;
+}
+
+// Local ports of `os_pid`'s TCP sockets connected to `remote_port`, from /proc/<pid>/net/tcp{,6}
+// matched against the socket inodes of /proc/<pid>/fd.
+std::vector<int> local_ports_to(int os_pid, int remote_port) {
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", os_pid), ec)) {
+    std::error_code link_ec;
+    const auto target = std::filesystem::read_symlink(entry.path(), link_ec).string();
+    if (!link_ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<int> ports;
+  for (const char* table : {"tcp", "tcp6"}) {
+    std::ifstream in(fmt::format("/proc/{}/net/{}", os_pid, table));
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (!inodes.contains(inode)) continue;
+      const int rport = std::stoi(remote.substr(remote.rfind(':') + 1), nullptr, 16);
+      if (rport == remote_port) ports.push_back(std::stoi(local.substr(local.rfind(':') + 1), nullptr, 16));
+    }
+  }
+  return ports;
+}
+
+}  // namespace
+
+std::vector<int> database_backends(int os_pid, pqxx::connection& db) {
+  const auto ports = local_ports_to(os_pid, database_port());
+  if (ports.empty()) return {};
+  std::string array = "{";
+  for (std::size_t i = 0; i < ports.size(); ++i) array += (i > 0 ? "," : "") + std::to_string(ports[i]);
+  array += "}";
+  pqxx::nontransaction tx(db);
+  std::vector<int> pids;
+  for (const auto& r : tx.exec_params(
+           "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND client_addr IS NOT NULL "
+           "AND host(client_addr) IN ('127.0.0.1', '::1')",
+           array)) {
+    pids.push_back(r[0].as<int>());
+  }
+  return pids;
+}
+
+std::size_t count_lines_containing(const std::string& text, const std::string& needle) {
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return s;
+  };
+  const std::string wanted = lower(needle);
+  std::istringstream lines(text);
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(lines, line)) {
+    if (lower(line).find(wanted) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+kafka_outage::kafka_outage() {
+  test_support::services("down", "kafka");
+  down_ = true;
+}
+
+kafka_outage::~kafka_outage() {
+  try {
+    end();
+  } catch (const std::exception& e) {
+    // Other suites need the broker: shout, since a destructor cannot fail the test.
+    fmt::print(stderr, "relay_itest: could not restart Kafka: {} (run `scripts/services up kafka`)\n", e.what());
+  }
+}
+
+void kafka_outage::end() {
+  if (!down_) return;
+  test_support::services("up", "kafka");
+  down_ = false;
+}
+
+}  // namespace relay_itest

@@ -1,0 +1,124 @@
+#pragma once
+// Shared pieces of the outbox-relay integration suites (*_itest.cpp in this folder): start real
+// outbox-relay processes on a test schema, fill the outbox with SQL, read back what the broker got.
+// Not thread-safe unless a function says so; every call that waits takes a deadline.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include "http_client.hpp"
+#include "test_support.hpp"
+
+namespace relay_itest {
+
+using namespace std::chrono_literals;
+
+/// An outbox-relay child process: `--config <repo>/conf/relay.toml`, DATABASE_URL = the schema's
+/// URL, the broker endpoints from the environment, RELAY_HTTP_PORT=0, RELAY_LOG_LEVEL=info,
+/// REDIS_MQ_TYPE=kafka; `overrides` replace or add variables. Output goes to its own log file
+/// under /tmp (kept after the test for post-mortems). SIGKILLed at destruction if still running.
+class relay_process {
+ public:
+  relay_process(const test_support::test_schema& schema, const std::map<std::string, std::string>& overrides = {},
+                std::vector<std::string> args = {});
+
+  int pid() const noexcept { return process_->pid(); }
+  const std::string& log_path() const noexcept { return log_path_; }
+  std::string log() const { return process_->log(); }
+  bool log_contains(std::string_view text) const { return process_->log_contains(text); }
+  bool running() { return process_->running(); }
+  void signal(int signo) const { process_->signal(signo); }
+  std::optional<int> wait(std::chrono::milliseconds timeout) { return process_->wait(timeout); }
+
+  /// True once the log says `relay ready`; false if the process exited or `timeout` passed.
+  bool wait_ready(std::chrono::milliseconds timeout = 30s);
+  /// The operations port from the `listening on http://<address>:<port>` log line (waits for it;
+  /// throws std::runtime_error with the log when it does not come within `timeout`).
+  std::uint16_t http_port(std::chrono::milliseconds timeout = 30s);
+  /// GET `target` on the operations port; throws std::runtime_error on failure or timeout.
+  test_support::http_response http_get(const std::string& target);
+  /// SIGKILL and reap.
+  void kill();
+
+ private:
+  std::string log_path_;
+  std::unique_ptr<test_support::child_process> process_;
+};
+
+/// The default relay environment for `schema` (what relay_process starts with).
+std::map<std::string, std::string> relay_environment(const test_support::test_schema& schema);
+
+/// <repo>/conf/relay.toml.
+std::string relay_config_path();
+
+/// A fresh log path under /tmp/outbox-relay-itest-<pid>/ named after `label`.
+std::string new_log_path(const std::string& label);
+
+/// Inserts `count` rows into outbox_messages in ONE statement (one transaction). Row i
+/// (1..count) gets key `key_sql` (an SQL expression over the integer `i`, e.g. "'k' || (i % 200)"
+/// or "NULL"), payload "payload-<seq>" and header test-seq=<seq>, where seq = `first_seq` + i - 1.
+/// Ids ascend with i. Returns {id, key} of the inserted rows, in id order.
+struct inserted_row {
+  std::int64_t id = 0;
+  std::optional<std::string> key;
+};
+std::vector<inserted_row> insert_rows(pqxx::connection& db, const std::string& topic, int count,
+                                      const std::string& key_sql = "'k' || (i % 200)", std::int64_t first_seq = 1);
+
+/// SELECT count(*) FROM outbox_messages.
+std::int64_t pending_rows(pqxx::connection& db);
+/// SELECT count(*) FROM outbox_dead_letters.
+std::int64_t dead_letter_rows(pqxx::connection& db);
+/// Ids still in outbox_messages.
+std::set<std::int64_t> pending_ids(pqxx::connection& db);
+
+/// Sum of the high watermarks of every partition of `topic` (= messages ever produced to a fresh topic).
+std::int64_t topic_message_count(const std::string& topic);
+/// Every message of `topic`, from the beginning; fails the test if fewer than topic_message_count()
+/// arrive within `timeout`. Call it once the producers are done.
+std::vector<test_support::consumed_message> read_all(const std::string& topic, std::chrono::milliseconds timeout = 90s);
+
+/// The `outbox-id` header as a number; fails the test when it is missing or not a decimal.
+std::int64_t outbox_id(const test_support::consumed_message& message);
+
+/// What reached the broker compared with what was inserted.
+struct delivery_summary {
+  std::size_t messages = 0;                    // messages read
+  std::map<std::int64_t, int> copies;          // outbox id -> how many times it was published
+  std::vector<std::int64_t> missing;           // expected ids never published
+  std::vector<std::int64_t> unexpected;        // published ids that were not expected
+  std::size_t duplicates = 0;                  // extra copies: sum over ids of (copies - 1)
+};
+delivery_summary summarize(const std::vector<test_support::consumed_message>& messages,
+                           const std::vector<inserted_row>& expected);
+
+/// PostgreSQL backend pids serving the TCP connections that process `os_pid` has open to the
+/// database port of DATABASE_URL right now (matched by client port in pg_stat_activity).
+std::vector<int> database_backends(int os_pid, pqxx::connection& db);
+
+/// Number of lines of `text` containing `needle` (case-insensitive).
+std::size_t count_lines_containing(const std::string& text, const std::string& needle);
+
+/// Stops Kafka for a test and starts it again when the test leaves, however it leaves.
+class kafka_outage {
+ public:
+  kafka_outage();
+  ~kafka_outage();
+  kafka_outage(const kafka_outage&) = delete;
+  kafka_outage& operator=(const kafka_outage&) = delete;
+  /// Starts Kafka again (waits until it is ready). Idempotent.
+  void end();
+
+ private:
+  bool down_ = false;
+};
+
+}  // namespace relay_itest
