@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# shellcheck over the demo and benchmark scripts (and the helpers they source).
+#   shellcheck.sh REPO_ROOT        exit 77 when shellcheck is not installed (ctest: skipped)
+set -euo pipefail
+root=${1:?usage: shellcheck.sh REPO_ROOT}
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "shellcheck is not installed (Debian package shellcheck): skipped" >&2
+  exit 77
+fi
+cd "${root}"
+files=(scripts/demo scripts/bench scripts/lib/stack.sh bench/e2e/run.sh)
+for f in "${files[@]}"; do
+  [[ -f ${f} ]] || { echo "missing: ${f}" >&2; exit 1; }
+done
+# -x: follow `source` into scripts/lib; SCRIPTDIR-relative source paths are declared in the files.
+shellcheck -x --severity=style "${files[@]}"
+echo "shellcheck: ${#files[@]} scripts clean"
