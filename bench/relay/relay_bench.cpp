@@ -1,0 +1,681 @@
+// outbox-relay benchmark driver (bench/relay/run.sh runs it and writes bench/README.md).
+//
+//   relay_bench drain             --rows N [--relays K] [--batch-size B]
+//       N rows inserted up front, then K outbox-relay processes drain them to a fresh Kafka topic.
+//   relay_bench claim-ceiling     --rows N [--batch-size B]
+//       The relay's own claim + DELETE statements (relay::store) in a loop, no broker.
+//   relay_bench produce-ceiling   --rows N
+//       librdkafka alone with the relay's producer properties (relay::producer_defaults plus
+//       [kafka.properties] of conf/relay.toml and RELAY_KAFKA_PROPERTIES), no database.
+//   relay_bench publisher-ceiling --rows N [--batch-size B]
+//       The relay's Kafka publisher, one batch at a time as the relay does, no database.
+//   relay_bench latency           [--rate R] [--seconds S] [--writers W]
+//       R rows/s, each INSERT its own committed transaction, one relay, one consumer: latency from
+//       the row's created_at (and from the writer's commit) to the consumer receiving it.
+//   relay_bench broker-latency    [--rate R] [--seconds S]
+//       The floor under that: R msgs/s straight to Kafka (relay producer defaults), same consumer.
+//
+// Needs the services (`eval "$(scripts/services env)"`). Prints `result <name> <value>` lines for
+// run.sh and `# ...` lines for people. Every row carries the same ~180-byte WithdrawalCreated-like
+// JSON payload shape, a key out of 1,000 users and one header.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <pqxx/pqxx>
+
+#include "common/kafka.hpp"
+#include "relay/config.hpp"
+#include "relay/publisher.hpp"
+#include "relay/store.hpp"
+#include "http_client.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+constexpr int users = 1000;
+constexpr std::int64_t insert_chunk = 100'000;
+
+// The payload, key and headers of row `i`, identical in SQL (for the outbox) and in C++ (for the
+// no-database ceilings).
+constexpr const char* payload_sql =
+    "convert_to(format('{\"withdrawal_id\":\"%s\",\"user_id\":\"%s\","
+    "\"to_address\":\"0x8ba1f109551bD432803012645Ac136ddd64DBA72\",\"amount\":\"1.250000000000000000\","
+    "\"chain\":\"ethereum\",\"event\":\"WithdrawalCreated\"}', i, i % 1000), 'UTF8')";
+std::string payload_of(std::int64_t i) {
+  return fmt::format(
+      "{{\"withdrawal_id\":\"{}\",\"user_id\":\"{}\",\"to_address\":\"0x8ba1f109551bD432803012645Ac136ddd64DBA72\","
+      "\"amount\":\"1.250000000000000000\",\"chain\":\"ethereum\",\"event\":\"WithdrawalCreated\"}}",
+      i, i % users);
+}
+std::string key_of(std::int64_t i) { return fmt::format("user-{}", i % users); }
+constexpr const char* headers_json = R"({"event-type": "WithdrawalCreated"})";
+
+struct options {
+  std::string mode;
+  std::int64_t rows = 1'000'000;
+  int relays = 1;
+  int batch_size = 500;
+  int rate = 1000;
+  int seconds = 30;
+  int writers = 4;
+};
+
+options parse_options(int argc, char** argv) {
+  if (argc < 2) throw std::invalid_argument("usage: relay_bench <mode> [--rows N] ... (see the file's header)");
+  options o;
+  o.mode = argv[1];
+  auto number = [](const std::string& flag, const char* text) {
+    std::int64_t value = 0;
+    const std::string_view s(text);
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc{} || end != s.data() + s.size() || value <= 0) {
+      throw std::invalid_argument(fmt::format("{} must be a positive whole number, got \"{}\"", flag, s));
+    }
+    return value;
+  };
+  for (int i = 2; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+    const auto value = number(flag, argv[i + 1]);
+    if (flag == "--rows") {
+      o.rows = value;
+    } else if (flag == "--relays") {
+      o.relays = static_cast<int>(value);
+    } else if (flag == "--batch-size") {
+      o.batch_size = static_cast<int>(value);
+    } else if (flag == "--rate") {
+      o.rate = static_cast<int>(value);
+    } else if (flag == "--seconds") {
+      o.seconds = static_cast<int>(value);
+    } else if (flag == "--writers") {
+      o.writers = static_cast<int>(value);
+    } else {
+      throw std::invalid_argument("unknown option " + flag);
+    }
+  }
+  return o;
+}
+
+void result(const std::string& name, double value) { fmt::print("result {} {:.6g}\n", name, value); }
+void result(const std::string& name, std::int64_t value) { fmt::print("result {} {}\n", name, value); }
+
+double seconds_since(steady::time_point start) { return std::chrono::duration<double>(steady::now() - start).count(); }
+
+// Inserts rows 1..n in chunks of one statement each, then ANALYZE (as autovacuum would soon do
+// with the table's thresholds), so the relay is measured on a table the planner knows.
+void fill_outbox(pqxx::connection& db, const std::string& topic, std::int64_t n) {
+  const auto start = steady::now();
+  for (std::int64_t first = 1; first <= n; first += insert_chunk) {
+    const auto last = std::min(n, first + insert_chunk - 1);
+    pqxx::work tx(db);
+    tx.exec_params0(fmt::format("INSERT INTO outbox_messages (topic, key, payload, headers) "
+                                "SELECT $1, 'user-' || (i % 1000), {}, $4::jsonb "
+                                "FROM generate_series($2::bigint, $3::bigint) AS i ORDER BY i",
+                                payload_sql),
+                    topic, first, last, headers_json);
+    tx.commit();
+  }
+  pqxx::nontransaction(db).exec0("ANALYZE outbox_messages");
+  fmt::print("# inserted {} rows in {:.1f}s\n", n, seconds_since(start));
+}
+
+// RELAY_BENCH_PG_OPTIONS (e.g. "-csynchronous_commit=off") is appended to the relays' libpq
+// options, for experiments with session settings; unset in the reported runs.
+std::string relay_database_url(const test_support::test_schema& schema) {
+  const char* extra = std::getenv("RELAY_BENCH_PG_OPTIONS");
+  if (extra == nullptr || *extra == '\0') return schema.url();
+  std::string encoded;
+  for (const char c : std::string(" ") + extra) {
+    if (c == ' ') {
+      encoded += "%20";
+    } else if (c == '=') {
+      encoded += "%3D";
+    } else {
+      encoded += c;
+    }
+  }
+  return schema.url() + encoded;  // url() ends with options=-csearch_path%3D<schema>
+}
+
+std::map<std::string, std::string> relay_env(const test_support::test_schema& schema, int batch_size) {
+  return {{"DATABASE_URL", relay_database_url(schema)},
+          {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
+          {"REDIS_MQ_TYPE", "kafka"},
+          {"RELAY_HTTP_PORT", "0"},
+          {"RELAY_LOG_LEVEL", "info"},
+          {"RELAY_OUTBOX_BATCH_SIZE", std::to_string(batch_size)}};
+}
+
+std::unique_ptr<test_support::child_process> start_relay(const test_support::test_schema& schema, int batch_size) {
+  const auto log = fmt::format("/tmp/relay-bench-{}.log", test_support::unique_name("relay"));
+  fmt::print("# relay log: {}\n", log);
+  return std::make_unique<test_support::child_process>(
+      test_support::bin_path("outbox-relay"),
+      std::vector<std::string>{"--config", std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"},
+      relay_env(schema, batch_size), log);
+}
+
+void wait_ready(test_support::child_process& relay) {
+  if (!test_support::wait_until([&] { return relay.log_contains("relay ready") || !relay.running(); }, 60s, 10ms) ||
+      !relay.log_contains("relay ready")) {
+    throw std::runtime_error("outbox-relay did not become ready:\n" + relay.log());
+  }
+}
+
+// A field of /proc/<pid>/status in kB ("VmHWM", "VmRSS").
+std::int64_t proc_status_kib(int pid, const std::string& field) {
+  std::ifstream in(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
+// User + system CPU seconds of a live process.
+double proc_cpu_seconds(int pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  long long utime = 0;
+  long long stime = 0;
+  for (int index = 3; fields >> field; ++index) {
+    if (index == 14) utime = std::stoll(field);
+    if (index == 15) {
+      stime = std::stoll(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+std::int64_t topic_size(const std::string& topic) {
+  std::int64_t total = 0;
+  for (const auto& [partition, end] : test_support::end_offsets(topic)) total += end;
+  return total;
+}
+
+int drain(const options& o) {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  const auto topic = test_support::unique_name("bench_drain");
+  test_support::create_topic(topic, 6);
+  fill_outbox(db, topic, o.rows);
+
+  std::vector<std::unique_ptr<test_support::child_process>> relays;
+  for (int i = 0; i < o.relays; ++i) relays.push_back(start_relay(schema, o.batch_size));
+  for (auto& relay : relays) wait_ready(*relay);
+  const auto start = steady::now();
+  const auto deadline = start + 30min;
+  std::int64_t peak_rss_kib = 0;
+  for (;;) {
+    const bool empty = pqxx::nontransaction(db).exec1("SELECT NOT EXISTS (SELECT 1 FROM outbox_messages)")[0].as<bool>();
+    if (empty) break;
+    for (auto& relay : relays) {
+      if (!relay->running()) throw std::runtime_error("outbox-relay exited during the drain:\n" + relay->log());
+      peak_rss_kib = std::max(peak_rss_kib, proc_status_kib(relay->pid(), "VmRSS"));
+    }
+    if (steady::now() > deadline) throw std::runtime_error("the drain did not finish within 30 minutes");
+    std::this_thread::sleep_for(100ms);
+  }
+  const double elapsed = seconds_since(start);
+  std::int64_t hwm_kib = 0;
+  double cpu = 0;
+  for (auto& relay : relays) {
+    hwm_kib = std::max(hwm_kib, proc_status_kib(relay->pid(), "VmHWM"));
+    cpu += proc_cpu_seconds(relay->pid());
+  }
+  for (auto& relay : relays) relay->signal(SIGTERM);
+  for (auto& relay : relays) relay->wait(60s);
+  const auto published = topic_size(topic);
+  fmt::print("# {} relay(s) drained {} rows in {:.2f}s: {:.0f} msgs/s; peak VmHWM {} KiB, relay CPU {:.1f}s; "
+             "{} messages in the topic\n",
+             o.relays, o.rows, elapsed, static_cast<double>(o.rows) / elapsed, hwm_kib, cpu, published);
+  result("rows", o.rows);
+  result("relays", static_cast<std::int64_t>(o.relays));
+  result("seconds", elapsed);
+  result("msgs_per_s", static_cast<double>(o.rows) / elapsed);
+  result("vm_hwm_kib", hwm_kib);
+  result("vm_rss_peak_kib", peak_rss_kib);
+  result("relay_cpu_s", cpu);
+  result("published", published);
+  if (published < o.rows) throw std::runtime_error(fmt::format("only {} of {} rows reached the topic", published, o.rows));
+  return 0;
+}
+
+int claim_ceiling(const options& o) {
+  test_support::test_schema schema;
+  auto db = schema.connect();
+  fill_outbox(db, test_support::unique_name("bench_claim"), o.rows);
+  relay::store store(schema.database_config("relay-bench"), 60s);
+  std::vector<std::int16_t> all(256);
+  for (std::size_t p = 0; p < all.size(); ++p) all[p] = static_cast<std::int16_t>(p);
+  const auto owned = store.try_lock_partitions(all, all.size());
+  if (owned.size() != all.size()) throw std::runtime_error("could not lease all 256 partitions");
+
+  const auto start = steady::now();
+  std::int64_t claimed = 0;
+  std::int64_t batches = 0;
+  for (;;) {
+    auto batch = store.claim(owned, static_cast<std::size_t>(o.batch_size));
+    if (batch.rows().empty()) {
+      batch.commit();
+      break;
+    }
+    std::vector<std::int64_t> ids;
+    ids.reserve(batch.rows().size());
+    for (const auto& row : batch.rows()) ids.push_back(row.id);
+    batch.remove(ids);
+    batch.commit();
+    claimed += static_cast<std::int64_t>(ids.size());
+    ++batches;
+  }
+  const double elapsed = seconds_since(start);
+  fmt::print("# claim+delete ceiling: {} rows in {} batches of {} in {:.2f}s: {:.0f} rows/s\n", claimed, batches,
+             o.batch_size, elapsed, static_cast<double>(claimed) / elapsed);
+  result("rows", claimed);
+  result("seconds", elapsed);
+  result("msgs_per_s", static_cast<double>(claimed) / elapsed);
+  return claimed == o.rows ? 0 : 1;
+}
+
+// The relay's configuration as outbox-relay itself would load it (conf/relay.toml plus the RELAY_*
+// environment), so the no-database ceilings use exactly its producer properties.
+relay::relay_config bench_relay_config() {
+  return relay::load_config(std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml");
+}
+
+struct delivery_counts {
+  std::atomic<std::int64_t> persisted{0};
+  std::atomic<std::int64_t> failed{0};
+};
+
+void count_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
+  auto* counts = static_cast<delivery_counts*>(opaque);
+  if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++counts->persisted;
+  } else {
+    ++counts->failed;
+  }
+}
+
+int produce_ceiling(const options& o) {
+  const auto config = bench_relay_config();
+  const auto topic = test_support::unique_name("bench_produce");
+  test_support::create_topic(topic, 6);
+  delivery_counts counts;
+  auto conf = common::kafka::make_conf(config.kafka, relay::producer_defaults(config));
+  rd_kafka_conf_set_opaque(conf.get(), &counts);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &count_delivery);
+  auto producer = common::kafka::make_producer(std::move(conf));
+
+  const std::string event_type = "WithdrawalCreated";
+  const auto start = steady::now();
+  for (std::int64_t i = 1; i <= o.rows; ++i) {
+    const auto payload = payload_of(i);
+    const auto key = key_of(i);
+    const auto id = std::to_string(i);
+    for (;;) {
+      // Headers as the relay sends them: the row's object plus outbox-id. The message owns them once queued.
+      common::kafka::headers headers(rd_kafka_headers_new(2));
+      rd_kafka_header_add(headers.get(), "event-type", -1, event_type.data(), static_cast<ssize_t>(event_type.size()));
+      rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
+      std::array<rd_kafka_vu_t, 5> fields{};
+      fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+      fields[0].u.cstr = topic.c_str();
+      fields[1].vtype = RD_KAFKA_VTYPE_KEY;
+      fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
+      fields[1].u.mem.size = key.size();
+      fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+      fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
+      fields[2].u.mem.size = payload.size();
+      fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+      fields[3].u.i = RD_KAFKA_MSG_F_COPY;
+      fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+      fields[4].u.headers = headers.get();
+      const common::kafka::error_object error(rd_kafka_produceva(producer.get(), fields.data(), fields.size()));
+      if (!error) {
+        static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
+        break;
+      }
+      if (rd_kafka_error_code(error.get()) != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        throw std::runtime_error(rd_kafka_error_string(error.get()));
+      }
+      rd_kafka_poll(producer.get(), 10);
+    }
+    rd_kafka_poll(producer.get(), 0);
+  }
+  if (rd_kafka_flush(producer.get(), 120000) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("flush timed out");
+  const double elapsed = seconds_since(start);
+  fmt::print("# librdkafka ceiling: {} messages persisted ({} failed) in {:.2f}s: {:.0f} msgs/s\n",
+             counts.persisted.load(), counts.failed.load(), elapsed, static_cast<double>(counts.persisted) / elapsed);
+  result("rows", counts.persisted.load());
+  result("seconds", elapsed);
+  result("msgs_per_s", static_cast<double>(counts.persisted) / elapsed);
+  return counts.failed == 0 ? 0 : 1;
+}
+
+int publisher_ceiling(const options& o) {
+  const auto config = bench_relay_config();
+  const auto topic = test_support::unique_name("bench_publisher");
+  test_support::create_topic(topic, 6);
+  auto publisher = relay::make_publisher(config);
+  const auto start = steady::now();
+  std::int64_t persisted = 0;
+  for (std::int64_t first = 1; first <= o.rows; first += o.batch_size) {
+    std::vector<relay::outbox_row> rows;
+    for (std::int64_t i = first; i < first + o.batch_size && i <= o.rows; ++i) {
+      relay::outbox_row row;
+      row.id = i;
+      row.topic = topic;
+      row.key = key_of(i);
+      row.payload = payload_of(i);
+      row.headers = headers_json;
+      rows.push_back(std::move(row));
+    }
+    const auto results = publisher->publish(rows, steady::now() + 30s, [] { return true; });
+    for (const auto& r : results) persisted += r.status == relay::delivery_status::persisted ? 1 : 0;
+  }
+  const double elapsed = seconds_since(start);
+  publisher->close(10s);
+  fmt::print("# relay publisher ceiling (batches of {}, each awaited): {} persisted in {:.2f}s: {:.0f} msgs/s\n",
+             o.batch_size, persisted, elapsed, static_cast<double>(persisted) / elapsed);
+  result("rows", persisted);
+  result("seconds", elapsed);
+  result("msgs_per_s", static_cast<double>(persisted) / elapsed);
+  return persisted == o.rows ? 0 : 1;
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double percentile(std::vector<std::int64_t> values, double q) {
+  if (values.empty()) return NAN;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
+  return static_cast<double>(values[std::clamp<std::size_t>(rank, 1, values.size()) - 1]);
+}
+
+// A consumer of every partition of a fresh topic that stamps the first arrival of each outbox-id
+// (wall clock, as created_at is) on its own thread.
+class arrival_recorder {
+ public:
+  explicit arrival_recorder(const std::string& topic, int partitions = 6) {
+    common::kafka::kafka_config kafka;
+    kafka.bootstrap_servers = test_support::require_env("KAFKA_BOOTSTRAP_SERVERS");
+    consumer_ = common::kafka::make_consumer(common::kafka::make_conf(
+        kafka, {{"group.id", test_support::unique_name("bench_latency")}, {"enable.auto.commit", "false"},
+                {"enable.partition.eof", "false"}}));
+    common::kafka::partition_list assignment(rd_kafka_topic_partition_list_new(partitions));
+    for (int p = 0; p < partitions; ++p) {
+      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_assign(consumer_.get(), assignment.get());
+    reader_ = std::thread([this] { run(); });
+  }
+  ~arrival_recorder() { stop(); }
+  arrival_recorder(const arrival_recorder&) = delete;
+  arrival_recorder& operator=(const arrival_recorder&) = delete;
+
+  std::size_t distinct() {
+    std::lock_guard lock(mutex_);
+    return first_arrival_us_.size();
+  }
+  /// Stops reading; the results are stable afterwards.
+  void stop() {
+    consuming_ = false;
+    if (reader_.joinable()) reader_.join();
+    if (consumer_) rd_kafka_consumer_close(consumer_.get());
+  }
+  const std::unordered_map<std::int64_t, std::int64_t>& first_arrival_us() const { return first_arrival_us_; }
+  std::int64_t total() const { return total_; }
+
+ private:
+  void run() {
+    while (consuming_) {
+      common::kafka::message msg(rd_kafka_consumer_poll(consumer_.get(), 100));
+      if (!msg || msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+      const auto at = now_us();
+      rd_kafka_headers_t* headers = nullptr;
+      const void* value = nullptr;
+      std::size_t size = 0;
+      if (rd_kafka_message_headers(msg.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+          rd_kafka_header_get_last(headers, "outbox-id", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        continue;
+      }
+      const auto id = std::stoll(std::string(static_cast<const char*>(value), size));
+      std::lock_guard lock(mutex_);
+      first_arrival_us_.try_emplace(id, at);
+      ++total_;
+    }
+  }
+
+  common::kafka::handle consumer_;
+  std::atomic<bool> consuming_{true};
+  std::mutex mutex_;
+  std::unordered_map<std::int64_t, std::int64_t> first_arrival_us_;
+  std::int64_t total_ = 0;
+  std::thread reader_;
+};
+
+// The q-quantile of a Prometheus histogram in `exposition`, as the upper bound of the bucket it falls in.
+double histogram_quantile(const std::string& exposition, const std::string& name, double q) {
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
+  std::istringstream lines(exposition);
+  std::string line;
+  const std::string prefix = name + "_bucket{";
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto le = line.find("le=\"");
+    const auto close = line.find('"', le + 4);
+    const auto bound = line.substr(le + 4, close - le - 4);
+    buckets.emplace_back(bound == "+Inf" ? INFINITY : std::stod(bound), std::stod(line.substr(line.rfind(' ') + 1)));
+  }
+  if (buckets.empty() || buckets.back().second <= 0) return NAN;
+  const double wanted = q * buckets.back().second;
+  for (const auto& [le, count] : buckets) {
+    if (count >= wanted) return le;
+  }
+  return INFINITY;
+}
+
+void print_latencies(const std::string& name, const std::string& label, std::vector<std::int64_t> us) {
+  auto ms = [&](double q) { return percentile(us, q) / 1000.0; };
+  fmt::print("# {}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n", label, ms(0.5),
+             ms(0.9), ms(0.99), ms(1.0), us.size());
+  result(name + "p50_ms", ms(0.5));
+  result(name + "p90_ms", ms(0.9));
+  result(name + "p99_ms", ms(0.99));
+  result(name + "max_ms", ms(1.0));
+}
+
+int latency(const options& o) {
+  test_support::test_schema schema;
+  const auto topic = test_support::unique_name("bench_latency");
+  test_support::create_topic(topic, 6);
+  auto relay = start_relay(schema, o.batch_size);
+  wait_ready(*relay);
+  arrival_recorder arrivals(topic);
+
+  struct written {
+    std::int64_t id;
+    std::int64_t created_us;
+    std::int64_t committed_us;
+  };
+  std::vector<std::vector<written>> per_writer(static_cast<std::size_t>(o.writers));
+  std::vector<std::thread> writers;
+  const auto start = steady::now() + 200ms;
+  const auto end = start + std::chrono::seconds(o.seconds);
+  const auto period = std::chrono::nanoseconds(std::int64_t{1'000'000'000} * o.writers / o.rate);
+  std::atomic<std::int64_t> sequence{0};
+  for (int w = 0; w < o.writers; ++w) {
+    writers.emplace_back([&, w] {
+      auto db = schema.connect();
+      db.prepare("insert", fmt::format("INSERT INTO outbox_messages (topic, key, payload, headers) "
+                                       "SELECT $1, 'user-' || (i % 1000), {}, $3::jsonb FROM (SELECT $2::bigint AS i) s "
+                                       "RETURNING id, floor(extract(epoch FROM created_at) * 1000000)::bigint",
+                                       payload_sql));
+      auto& out = per_writer[static_cast<std::size_t>(w)];
+      // Writers are staggered across the period so that rows arrive evenly.
+      auto next = start + period * w / o.writers;
+      while (next < end) {
+        std::this_thread::sleep_until(next);
+        pqxx::nontransaction tx(db);  // autocommit: every INSERT is its own committed transaction
+        const std::int64_t i = sequence.fetch_add(1) + 1;
+        const auto row = tx.exec_prepared1("insert", topic, i, headers_json);
+        out.push_back({row[0].as<std::int64_t>(), row[1].as<std::int64_t>(), now_us()});
+        next += period;
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  std::vector<written> all;
+  for (auto& list : per_writer) all.insert(all.end(), list.begin(), list.end());
+  const double achieved_rate = static_cast<double>(all.size()) / o.seconds;
+  test_support::wait_until([&] { return arrivals.distinct() >= all.size(); }, 60s, 50ms);
+  arrivals.stop();
+
+  // The relay's own view: insert -> broker acknowledgement (relay_commit_to_ack_seconds).
+  test_support::http_client operations("127.0.0.1", test_support::wait_for_http_port(*relay), 10s);
+  const auto metrics = operations.get("/metrics").body;
+  const double relay_hwm_kib = static_cast<double>(proc_status_kib(relay->pid(), "VmHWM"));
+  relay->signal(SIGTERM);
+  relay->wait(30s);
+
+  std::vector<std::int64_t> from_created;
+  std::vector<std::int64_t> from_commit;
+  std::size_t missing = 0;
+  for (const auto& w : all) {
+    const auto it = arrivals.first_arrival_us().find(w.id);
+    if (it == arrivals.first_arrival_us().end()) {
+      ++missing;
+      continue;
+    }
+    from_created.push_back(it->second - w.created_us);
+    from_commit.push_back(it->second - w.committed_us);
+  }
+  fmt::print("# steady load: {} rows in {}s ({:.0f} rows/s, {} writers), {} received, {} missing\n", all.size(),
+             o.seconds, achieved_rate, o.writers, arrivals.total(), missing);
+  result("rows", static_cast<std::int64_t>(all.size()));
+  result("rate", achieved_rate);
+  result("missing", static_cast<std::int64_t>(missing));
+  print_latencies("", "created_at -> consumer", from_created);
+  print_latencies("commit_", "writer's commit returned -> consumer", from_commit);
+  const double ack_p50 = histogram_quantile(metrics, "relay_commit_to_ack_seconds", 0.5) * 1000;
+  const double ack_p99 = histogram_quantile(metrics, "relay_commit_to_ack_seconds", 0.99) * 1000;
+  fmt::print("# relay_commit_to_ack_seconds (bucket upper bounds): p50 <= {} ms, p99 <= {} ms\n", ack_p50, ack_p99);
+  result("relay_ack_p50_le_ms", ack_p50);
+  result("relay_ack_p99_le_ms", ack_p99);
+  result("vm_hwm_kib", relay_hwm_kib);
+  return missing == 0 ? 0 : 1;
+}
+
+// The floor under the latency figures: the same rate produced straight to Kafka with the relay's
+// producer defaults (each message awaited, as the relay awaits its batch) and read by the same
+// consumer, no database.
+int broker_latency(const options& o) {
+  const auto config = bench_relay_config();
+  const auto topic = test_support::unique_name("bench_floor");
+  test_support::create_topic(topic, 6);
+  arrival_recorder arrivals(topic);
+  delivery_counts counts;
+  auto conf = common::kafka::make_conf(config.kafka, relay::producer_defaults(config));
+  rd_kafka_conf_set_opaque(conf.get(), &counts);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &count_delivery);
+  auto producer = common::kafka::make_producer(std::move(conf));
+
+  std::unordered_map<std::int64_t, std::int64_t> sent_us;
+  const auto period = std::chrono::nanoseconds(std::int64_t{1'000'000'000} / o.rate);
+  const auto start = steady::now() + 200ms;
+  const auto end = start + std::chrono::seconds(o.seconds);
+  std::int64_t i = 0;
+  for (auto next = start; next < end; next += period) {
+    std::this_thread::sleep_until(next);
+    ++i;
+    const auto payload = payload_of(i);
+    const auto key = key_of(i);
+    const auto id = std::to_string(i);
+    common::kafka::headers headers(rd_kafka_headers_new(1));
+    rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
+    std::array<rd_kafka_vu_t, 5> fields{};
+    fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    fields[0].u.cstr = topic.c_str();
+    fields[1].vtype = RD_KAFKA_VTYPE_KEY;
+    fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
+    fields[1].u.mem.size = key.size();
+    fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+    fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
+    fields[2].u.mem.size = payload.size();
+    fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    fields[3].u.i = RD_KAFKA_MSG_F_COPY;
+    fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+    fields[4].u.headers = headers.get();
+    sent_us[i] = now_us();
+    const common::kafka::error_object error(rd_kafka_produceva(producer.get(), fields.data(), fields.size()));
+    if (error) throw std::runtime_error(rd_kafka_error_string(error.get()));
+    static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
+    const auto target = counts.persisted + counts.failed + 1;
+    while (counts.persisted + counts.failed < target && steady::now() < next + 5s) rd_kafka_poll(producer.get(), 1);
+  }
+  rd_kafka_flush(producer.get(), 30000);
+  test_support::wait_until([&] { return arrivals.distinct() >= static_cast<std::size_t>(i); }, 60s, 50ms);
+  arrivals.stop();
+  std::vector<std::int64_t> latencies;
+  for (const auto& [id, at] : arrivals.first_arrival_us()) latencies.push_back(at - sent_us[id]);
+  fmt::print("# broker floor: {} messages at {} msgs/s, {} received\n", i, o.rate, latencies.size());
+  result("rows", i);
+  print_latencies("", "produce call -> consumer", latencies);
+  return static_cast<std::int64_t>(latencies.size()) == i ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const auto o = parse_options(argc, argv);
+    if (o.mode == "drain") return drain(o);
+    if (o.mode == "claim-ceiling") return claim_ceiling(o);
+    if (o.mode == "produce-ceiling") return produce_ceiling(o);
+    if (o.mode == "publisher-ceiling") return publisher_ceiling(o);
+    if (o.mode == "latency") return latency(o);
+    if (o.mode == "broker-latency") return broker_latency(o);
+    std::cerr << "relay_bench: unknown mode \"" << o.mode << "\" (see bench/relay/relay_bench.cpp)\n";
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "relay_bench: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "relay_bench: " << e.what() << "\n";
+    return 1;
+  }
+}

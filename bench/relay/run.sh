@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Runs the outbox-relay benchmarks in one go on this machine, prints a markdown table with the
+# targets beside the measurements and writes it into bench/README.md under "## outbox-relay"
+# (that section only; other components' sections stay as they are).
+#
+#   bench/relay/run.sh [BUILD_DIR]          BUILD_DIR defaults to build/
+#
+# Environment: ROWS (backlog size, default 1000000), LATENCY_RATE (rows/s, default 1000),
+# LATENCY_SECONDS (default 30), BATCH_SIZE (default 500), NO_README=1 (print only).
+# Needs the services (`scripts/services up`); builds outbox-relay and relay_bench first.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+build="$(cd "${1:-${root}/build}" && pwd)"
+rows="${ROWS:-1000000}"
+rate="${LATENCY_RATE:-1000}"
+seconds="${LATENCY_SECONDS:-30}"
+batch="${BATCH_SIZE:-500}"
+readme="${root}/bench/README.md"
+
+eval "$("${root}/scripts/services" env)"
+"${root}/scripts/services" up postgres kafka >&2
+
+cmake --build "${build}" -j2 --target outbox-relay relay_bench >&2
+bench="${build}/bench-bin/relay_bench"
+out="$(mktemp -d /tmp/relay-bench.XXXXXX)"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+run() {
+  local name=$1
+  shift
+  echo "== relay_bench $*" >&2
+  "${bench}" "$@" | tee "${out}/${name}.out" >&2
+}
+run claim claim-ceiling --rows "${rows}" --batch-size "${batch}"
+run produce produce-ceiling --rows "${rows}"
+run publisher publisher-ceiling --rows "${rows}" --batch-size "${batch}"
+run drain1 drain --rows "${rows}" --relays 1 --batch-size "${batch}"
+run drain2 drain --rows "${rows}" --relays 2 --batch-size "${batch}"
+run latency latency --rate "${rate}" --seconds "${seconds}" --batch-size "${batch}"
+run floor broker-latency --rate "${rate}" --seconds "${seconds}"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+get() { awk -v k="$2" '$1 == "result" && $2 == k { print $3 }' "${out}/$1.out"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
+verdict() { awk "BEGIN { print (($1) ? \"met\" : \"**missed**\") }"; }
+
+claim_rate=$(get claim msgs_per_s)
+produce_rate=$(get produce msgs_per_s)
+publisher_rate=$(get publisher msgs_per_s)
+drain1_rate=$(get drain1 msgs_per_s)
+drain2_rate=$(get drain2 msgs_per_s)
+ceiling=$(calc '%.0f' "(${claim_rate} < ${produce_rate}) ? ${claim_rate} : ${produce_rate}")
+ceiling_name=$(awk "BEGIN { print (${claim_rate} < ${produce_rate}) ? \"(a)\" : \"(b)\" }")
+hwm_kib=$(printf '%s\n' "$(get drain1 vm_hwm_kib)" "$(get drain2 vm_hwm_kib)" "$(get latency vm_hwm_kib)" | sort -n | tail -1)
+p50=$(get latency p50_ms)
+p99=$(get latency p99_ms)
+
+kafka_jar="$(compgen -G "${OUTBOX_SERVICES_ROOT}/kafka/libs/kafka_2.13-*.jar" | head -n1 || true)"
+kafka_version="${kafka_jar##*/kafka_2.13-}"
+kafka_version="${kafka_version%.jar}"
+pg_version="$(psql "${DATABASE_URL}" -XAtc 'SHOW server_version' 2>/dev/null | cut -d' ' -f1)"
+# shellcheck source=/dev/null
+os="$(. /etc/os-release && echo "${PRETTY_NAME}")"
+mem_gib="$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
+rdkafka_version="$(pkg-config --modversion rdkafka 2>/dev/null || echo '?')"
+
+section="$(
+  cat <<EOF
+## outbox-relay
+
+Measured $(date -u +%Y-%m-%d) by \`bench/relay/run.sh\` (driver: \`bench/relay/relay_bench.cpp\`), all in one
+run on one machine: $(nproc) cores, ${mem_gib} GiB RAM, ${os}, PostgreSQL ${pg_version} (fsync and
+synchronous_commit on), Kafka ${kafka_version:-?} (single KRaft node, loopback), librdkafka ${rdkafka_version};
+the machine was shared with other builds during the run (load average ${load_before} before,
+${load_after} after). Rows: ~180-byte WithdrawalCreated-like JSON payload, 1,000 keys, one header;
+topics with 6 partitions; relay defaults from \`conf/relay.toml\` (batch_size ${batch}).
+
+| Measurement | Target | Measured | |
+|---|---|---|---|
+| Backlog drain, 1 relay, $(thousands "${rows}") rows | ≥ 0.6 × lower ceiling = $(calc '%.0f' "0.6 * ${ceiling}") msgs/s | $(calc '%.0f' "${drain1_rate}") msgs/s ($(calc '%.2f' "${drain1_rate} / ${ceiling}") × ceiling ${ceiling_name}) | $(verdict "${drain1_rate} >= 0.6 * ${ceiling}") |
+| Ceiling (a): the relay's claim + DELETE (\`relay::store\`), no broker | — | $(calc '%.0f' "${claim_rate}") rows/s | |
+| Ceiling (b): librdkafka alone, relay producer defaults, no database | — | $(calc '%.0f' "${produce_rate}") msgs/s | |
+| For reference: relay publisher alone, batches of ${batch} each awaited, no database | — | $(calc '%.0f' "${publisher_rate}") msgs/s | |
+| Backlog drain, 2 relays, same backlog | ≥ 1 relay ($(calc '%.0f' "${drain1_rate}") msgs/s) | $(calc '%.0f' "${drain2_rate}") msgs/s ($(calc '%.2f' "${drain2_rate} / ${drain1_rate}") ×) | $(verdict "${drain2_rate} >= ${drain1_rate}") |
+| Relay RSS, peak VmHWM over the drains and the steady run | < 64 MiB | $(calc '%.1f' "${hwm_kib} / 1024") MiB | $(verdict "${hwm_kib} < 65536") |
+| Steady $(get latency rate | cut -d. -f1) rows/s (one committed txn each), created_at → consumer, p50 | ≤ 5 ms | $(calc '%.2f' "${p50}") ms | $(verdict "${p50} <= 5") |
+| same, p99 | ≤ 25 ms | $(calc '%.2f' "${p99}") ms | $(verdict "${p99} <= 25") |
+| same, p90 / max; from the writer's commit returning: p50 / p99 | — | $(calc '%.2f' "$(get latency p90_ms)") / $(calc '%.1f' "$(get latency max_ms)") ms; $(calc '%.2f' "$(get latency commit_p50_ms)") / $(calc '%.2f' "$(get latency commit_p99_ms)") ms | |
+| same, the relay's own relay_commit_to_ack_seconds (created_at → broker ack), p50 / p99 | — | ≤ $(get latency relay_ack_p50_le_ms) / ≤ $(get latency relay_ack_p99_le_ms) ms (histogram bucket bounds) | |
+| For reference: floor, same rate produced straight to Kafka (relay producer defaults, each message awaited) → same consumer, p50 / p99 | — | $(calc '%.2f' "$(get floor p50_ms)") / $(calc '%.2f' "$(get floor p99_ms)") ms | |
+
+Drain times: 1 relay $(calc '%.1f' "$(get drain1 seconds)") s (relay CPU $(calc '%.1f' "$(get drain1 relay_cpu_s)") s),
+2 relays $(calc '%.1f' "$(get drain2 seconds)") s (CPU $(calc '%.1f' "$(get drain2 relay_cpu_s)") s together); messages in the topic
+$(get drain1 published) and $(get drain2 published) for $(get drain1 rows) rows (the excess are re-sends).
+A drain is timed from the relays' \`relay ready\` to the table being empty. Ceiling (b) streams
+without waiting per batch; the relay waits for every acknowledgement of a batch before it deletes
+the rows, which is what "for reference" measures. Latency = consumer receive time − the row's
+created_at (\`clock_timestamp()\` at INSERT, so it includes the commit); ${seconds} s at ${rate} rows/s
+from 4 writer connections.
+EOF
+)"
+
+printf '%s\n' "${section}"
+if [[ -z ${NO_README:-} ]]; then
+  if [[ ! -f ${readme} ]]; then
+    # shellcheck disable=SC2016 # literal backquotes in markdown
+    printf '# Benchmarks\n\nEach component writes its own section with `bench/<component>/run.sh`.\n' >"${readme}"
+  fi
+  new_section="${out}/section.md"
+  printf '%s\n' "${section}" >"${new_section}"
+  # Replace "## outbox-relay" up to the next "## " heading, or append the section.
+  awk -v file="${new_section}" '
+    function emit() { while ((getline line < file) > 0) print line; print ""; done = 1 }
+    /^## outbox-relay[[:space:]]*$/ { emit(); skipping = 1; next }
+    skipping && /^## / { skipping = 0 }
+    !skipping { print }
+    END { if (!done) { print ""; emit() } }
+  ' "${readme}" >"${out}/README.md"
+  cp "${out}/README.md" "${readme}"
+  echo "bench/relay: results written to ${readme#"${root}"/}" >&2
+fi
+echo "bench/relay: raw output in ${out}" >&2
