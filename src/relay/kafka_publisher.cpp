@@ -253,8 +253,11 @@ std::vector<delivery_result> kafka_publisher::publish(std::span<const outbox_row
     }
   }
 
+  // flush(), unlike poll(), sends what is queued at once instead of after linger.ms: the batch is
+  // complete, nothing more will join it, and lingering would add linger.ms to every row's latency.
+  // poll_ms() slices of at most 100 ms keep the stop request (keep_waiting) responsive.
   while (state.outstanding > 0 && clock_type::now() < deadline && keep_waiting()) {
-    rd_kafka_poll(producer_.get(), poll_ms(until(deadline)));
+    rd_kafka_flush(producer_.get(), poll_ms(until(deadline)));
   }
   if (state.outstanding > 0) {
     // Out of time: take the rest back so none of it is sent after the caller gave up on it (and
