@@ -15,6 +15,9 @@
 //   relay_bench broker-latency    [--rate R] [--seconds S]
 //       The floor under that: R msgs/s straight to Kafka (relay producer defaults), same consumer.
 //
+// Experiments: RELAY_KAFKA_PROPERTIES reaches the relays and the Kafka ceilings (as it reaches
+// outbox-relay); RELAY_BENCH_PG_OPTIONS (e.g. "-csynchronous_commit=off") is added to the relays'
+// libpq options. Neither is set for the reported table.
 // Needs the services (`eval "$(scripts/services env)"`). Prints `result <name> <value>` lines for
 // run.sh and `# ...` lines for people. Every row carries the same ~180-byte WithdrawalCreated-like
 // JSON payload shape, a key out of 1,000 users and one header.

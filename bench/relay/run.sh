@@ -97,8 +97,13 @@ $(get drain1 published) and $(get drain2 published) for $(get drain1 rows) rows 
 A drain is timed from the relays' \`relay ready\` to the table being empty. Ceiling (b) streams
 without waiting per batch; the relay waits for every acknowledgement of a batch before it deletes
 the rows, which is what "for reference" measures. Latency = consumer receive time − the row's
-created_at (\`clock_timestamp()\` at INSERT, so it includes the commit); ${seconds} s at ${rate} rows/s
-from 4 writer connections.
+created_at (\`clock_timestamp()\` at INSERT, so it includes the writer's commit); ${seconds} s at ${rate} rows/s
+from 4 writer connections. The floor row uses the relay's own producer properties, linger.ms=5
+among them: every batch waits that long before it is sent, although the relay adds nothing to a
+batch once it is queued. \`RELAY_KAFKA_PROPERTIES=linger.ms=0 bench/relay/run.sh\` shows that
+share; \`RELAY_BENCH_PG_OPTIONS=-csynchronous_commit=off\` does the same for the relay session's
+commit wait (the first reaches the relays and the Kafka ceilings, the second the relays; both
+are unset in the table above).
 EOF
 )"
 

@@ -158,8 +158,9 @@ Measured $(date -u +%Y-%m-%d) by \`bench/wallet/run.sh\`, all in one run on one 
 the service, and the machine was shared with other builds (load average ${load_before} before,
 ${load_after} after): compare the columns, do not plan capacity from them.
 
-After a 5 s warm-up (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through the HTTP API with wrk ${wrk_version} (keep-alive,
-one Idempotency-Key per request, users drawn from ${users} accounts), then ${seconds} s of pgbench running
+After a 5 s warm-up (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through the
+HTTP API with wrk ${wrk_version} (keep-alive, one Idempotency-Key per request, users drawn from
+${users} accounts), then ${seconds} s of pgbench running
 \`bench/wallet/withdraw.sql\` — the same transaction, statement for statement, prepared — with as many
 clients against the same schema. wallet-service ran with \`conf/wallet.toml\` (pool of ${pool_size}
 connections, as many HTTP threads), so at 32 and 64 clients its requests queue for the pool while
