@@ -326,8 +326,19 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::
   for (const auto partition : partitions_of(consumer.get(), topic, timeout)) {
     std::int64_t low = 0;
     std::int64_t high = 0;
-    const auto err =
-        rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, timeout_ms(timeout));
+    // A topic created moments ago (auto-created by a first produce) may not have elected its
+    // partition leaders yet: retry those answers until the deadline instead of failing the test.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (;;) {
+      err = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high,
+                                             timeout_ms(timeout));
+      const bool leader_pending = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                                  err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                                  err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      if (!leader_pending || std::chrono::steady_clock::now() >= deadline) break;
+      std::this_thread::sleep_for(100ms);
+    }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       throw std::runtime_error(fmt::format("watermarks of {} [{}]: {}", topic, partition, rd_kafka_err2str(err)));
     }
