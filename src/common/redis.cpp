@@ -103,6 +103,13 @@ void connection::append(const std::vector<std::string>& argv) {
   }
 }
 
+void connection::flush() {
+  int done = 0;
+  while (done == 0) {
+    if (redisBufferWrite(context_.get(), &done) != REDIS_OK) throw connection_error(fmt::format("redis: {}", context_->errstr));
+  }
+}
+
 reply connection::read_reply() {
   void* raw = nullptr;
   if (redisGetReply(context_.get(), &raw) != REDIS_OK || raw == nullptr) {

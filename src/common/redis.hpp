@@ -53,6 +53,9 @@ class connection {
 
   /// Pipelining: queue commands, then read their replies in order.
   void append(const std::vector<std::string>& argv);
+  /// Writes the appended commands to the socket now, without waiting for replies (read_reply()
+  /// would write them first otherwise).
+  void flush();
   reply read_reply();
 
  private:

@@ -75,11 +75,13 @@ std::vector<std::pair<std::string, std::optional<std::string>>> kafka_headers(co
   return out;
 }
 
-// Written by librdkafka's callbacks, which run on the relay thread inside rd_kafka_poll()/flush().
+// The batch between send() and collect(). Written by librdkafka's callbacks, which run on the
+// relay thread inside rd_kafka_poll()/flush().
 struct kafka_publisher::batch_state {
-  // Tags every message of a publish() call, so a late report of an earlier call is recognised.
+  // Tags every message of a send() call, so a late report of an earlier batch is recognised.
   std::uint32_t generation = 0;
-  std::vector<delivery_result>* results = nullptr;
+  bool open = false;  // between send() and the end of collect()
+  std::vector<delivery_result> results;
   std::vector<bool> awaiting;
   std::size_t outstanding = 0;
   std::optional<std::string> connectivity_problem;
@@ -108,14 +110,13 @@ void kafka_publisher::on_delivery(rd_kafka_s*, const rd_kafka_message_s* message
   const auto tag = reinterpret_cast<std::uintptr_t>(message->_private);
   const auto generation = static_cast<std::uint32_t>(tag >> 32);
   const auto index = static_cast<std::size_t>(tag & 0xffffffffU);
-  if (generation != state->generation || state->results == nullptr || index >= state->awaiting.size() ||
-      !state->awaiting[index]) {
+  if (generation != state->generation || !state->open || index >= state->awaiting.size() || !state->awaiting[index]) {
     spdlog::debug("ignoring a late Kafka delivery report ({}) of an earlier batch", rd_kafka_err2name(message->err));
     return;
   }
   state->awaiting[index] = false;
   --state->outstanding;
-  auto& result = (*state->results)[index];
+  auto& result = state->results[index];
   result.at = clock_type::now();
   result.status = classify_kafka_error(message->err);
   if (result.status != delivery_status::persisted) {
@@ -181,19 +182,15 @@ void kafka_publisher::recreate_if_fatal() {
   create_producer();
 }
 
-std::vector<delivery_result> kafka_publisher::publish(std::span<const outbox_row> rows,
-                                                      clock_type::time_point deadline,
-                                                      const std::function<bool()>& keep_waiting) {
-  std::vector<delivery_result> results(rows.size());
+void kafka_publisher::send(std::span<const outbox_row> rows, clock_type::time_point deadline,
+                           const std::function<bool()>& keep_waiting) {
   auto& state = *batch_;
   ++state.generation;
-  state.results = &results;
+  state.open = true;
+  state.results.assign(rows.size(), {});
+  auto& results = state.results;
   state.awaiting.assign(rows.size(), false);
   state.outstanding = 0;
-  struct detach {
-    batch_state& state;
-    ~detach() { state.results = nullptr; }
-  } detach_results{state};
 
   std::set<std::string_view> blocked_keys;
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -253,8 +250,18 @@ std::vector<delivery_result> kafka_publisher::publish(std::span<const outbox_row
     }
   }
 
-  // flush(), unlike poll(), sends what is queued at once instead of after linger.ms: the batch is
-  // complete, nothing more will join it, and lingering would add linger.ms to every row's latency.
+  // librdkafka's threads send the batch from here on: after linger.ms (1 by default), or at once
+  // when collect() flushes.
+}
+
+std::vector<delivery_result> kafka_publisher::collect(clock_type::time_point deadline,
+                                                      const std::function<bool()>& keep_waiting) {
+  auto& state = *batch_;
+  struct close_batch {
+    batch_state& state;
+    ~close_batch() { state.open = false; }
+  } closing{state};
+  // flush(), unlike poll(), sends what is still queued at once instead of after linger.ms.
   // poll_ms() slices of at most 100 ms keep the stop request (keep_waiting) responsive.
   while (state.outstanding > 0 && clock_type::now() < deadline && keep_waiting()) {
     rd_kafka_flush(producer_.get(), poll_ms(until(deadline)));
@@ -265,16 +272,17 @@ std::vector<delivery_result> kafka_publisher::publish(std::span<const outbox_row
     rd_kafka_purge(producer_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     const auto grace = clock_type::now() + 2s;
     while (state.outstanding > 0 && clock_type::now() < grace) rd_kafka_poll(producer_.get(), 50);
-    for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (std::size_t i = 0; i < state.awaiting.size(); ++i) {
       if (!state.awaiting[i]) continue;
       state.awaiting[i] = false;
-      results[i] = {delivery_status::failed, "no delivery report before the batch deadline", "deadline",
-                    clock_type::now()};
+      state.results[i] = {delivery_status::failed, "no delivery report before the batch deadline", "deadline",
+                          clock_type::now()};
     }
     state.outstanding = 0;
   }
+  state.open = false;
   recreate_if_fatal();
-  return results;
+  return std::exchange(state.results, {});
 }
 
 bool kafka_publisher::reachable(std::chrono::milliseconds timeout) {
@@ -287,7 +295,7 @@ bool kafka_publisher::reachable(std::chrono::milliseconds timeout) {
 
 std::optional<std::string> kafka_publisher::connectivity_problem() {
   rd_kafka_poll(producer_.get(), 0);
-  if (batch_->results == nullptr) recreate_if_fatal();  // not in the middle of publish()
+  if (!batch_->open) recreate_if_fatal();  // not in the middle of a batch
   return std::exchange(batch_->connectivity_problem, std::nullopt);
 }
 

@@ -42,7 +42,9 @@ class kafka_publisher final : public publisher {
   kafka_publisher& operator=(const kafka_publisher&) = delete;
 
   std::string_view mode() const noexcept override { return "Kafka"; }
-  std::vector<delivery_result> publish(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+  void send(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+            const std::function<bool()>& keep_waiting) override;
+  std::vector<delivery_result> collect(std::chrono::steady_clock::time_point deadline,
                                        const std::function<bool()>& keep_waiting) override;
   bool reachable(std::chrono::milliseconds timeout) override;
   std::optional<std::string> connectivity_problem() override;

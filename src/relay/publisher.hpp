@@ -2,7 +2,7 @@
 // The broker side of the relay: Kafka or Redis Streams behind one interface.
 //
 // A publisher is used by one thread (the relay loop) and is not thread-safe. It never owns rows:
-// publish() reports, per row, whether the broker acknowledged it; the caller decides what to
+// collect() reports, per row, whether the broker acknowledged it; the caller decides what to
 // delete. Nothing a publisher does blocks past the deadline it is given (plus a short grace to
 // collect the reports of messages it purges at the deadline).
 
@@ -27,14 +27,28 @@ class publisher {
   /// "Kafka" or "Redis Stream", as in the startup line "MQ Mode: <mode>".
   virtual std::string_view mode() const noexcept = 0;
 
-  /// Sends `rows` in order and waits until every row has an outcome or `deadline` passes; rows
-  /// without an outcome by then are `failed`. Returns one result per row, same order.
-  /// `keep_waiting` is called at least every 100 ms while waiting (the caller pings its watchdog
-  /// there); returning false ends the wait early as if the deadline had passed.
-  /// A row whose send fails synchronously holds back the later rows of its key in this call.
-  virtual std::vector<delivery_result> publish(std::span<const outbox_row> rows,
-                                               std::chrono::steady_clock::time_point deadline,
+  /// Hands `rows` to the broker in order and returns without waiting for acknowledgements, so
+  /// that the caller can work meanwhile (the relay claims its next batch); collect() waits for
+  /// them. One batch at a time: every send() is followed by a collect() before the next send().
+  /// Blocks only while the client's local queue is full, and not past `deadline`.
+  /// A row whose send fails synchronously holds back the later rows of its key in this batch.
+  virtual void send(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+                    const std::function<bool()>& keep_waiting) = 0;
+
+  /// Waits until every row of the last send() has an outcome or `deadline` passes; rows without an
+  /// outcome by then are `failed` (and taken back from the client where it can). Returns one result
+  /// per row, in the order sent. `keep_waiting` is called at least every 100 ms while waiting (the
+  /// caller pings its watchdog there); returning false ends the wait early as if the deadline had
+  /// passed.
+  virtual std::vector<delivery_result> collect(std::chrono::steady_clock::time_point deadline,
                                                const std::function<bool()>& keep_waiting) = 0;
+
+  /// send() then collect().
+  std::vector<delivery_result> publish(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& keep_waiting) {
+    send(rows, deadline, keep_waiting);
+    return collect(deadline, keep_waiting);
+  }
 
   /// True when the broker answers within `timeout` (Kafka metadata, Redis PING).
   virtual bool reachable(std::chrono::milliseconds timeout) = 0;

@@ -1,6 +1,8 @@
 #include "relay/redis_publisher.hpp"
 
 #include <array>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -45,14 +47,10 @@ common::redis::connection& redis_publisher::connect() {
   return *connection_;
 }
 
-std::vector<delivery_result> redis_publisher::publish(std::span<const outbox_row> rows,
-                                                      clock_type::time_point deadline,
-                                                      const std::function<bool()>& keep_waiting) {
-  std::vector<delivery_result> results(rows.size());
-  auto fail_from = [&](std::size_t first, const std::string& error) {
-    for (std::size_t i = first; i < rows.size(); ++i) results[i] = {delivery_status::failed, error, "connection", clock_type::now()};
-    connection_.reset();  // unread replies or a broken socket: never reuse it
-  };
+void redis_publisher::send(std::span<const outbox_row> rows, clock_type::time_point, const std::function<bool()>&) {
+  sent_ = rows.size();
+  results_.assign(rows.size(), {});
+  failed_from_.reset();
   try {
     auto& redis = connect();
     std::vector<std::string> argv;
@@ -64,24 +62,40 @@ std::vector<delivery_result> redis_publisher::publish(std::span<const outbox_row
                                row.payload, "headers", row.headers});
       redis.append(argv);
     }
-    for (std::size_t i = 0; i < rows.size(); ++i) {
+    redis.flush();  // Redis works on the batch while the caller does
+  } catch (const common::redis::connection_error& e) {
+    failed_from_ = e.what();
+  }
+}
+
+std::vector<delivery_result> redis_publisher::collect(clock_type::time_point deadline,
+                                                      const std::function<bool()>& keep_waiting) {
+  auto fail_from = [&](std::size_t first, const std::string& error) {
+    for (std::size_t i = first; i < sent_; ++i) results_[i] = {delivery_status::failed, error, "connection", clock_type::now()};
+    connection_.reset();  // unread replies or a broken socket: never reuse it
+  };
+  if (failed_from_) {
+    fail_from(0, *failed_from_);
+    return std::exchange(results_, {});
+  }
+  std::size_t i = 0;
+  try {
+    for (; i < sent_; ++i) {
       if (clock_type::now() >= deadline || !keep_waiting()) {
         fail_from(i, "no reply from Redis before the batch deadline");
         break;
       }
-      const auto reply = redis.read_reply();
+      const auto reply = connection_->read_reply();
       if (reply.is_error()) {
-        results[i] = {classify_redis_error(reply.text), "redis: " + reply.text, reason_of(reply.text), clock_type::now()};
+        results_[i] = {classify_redis_error(reply.text), "redis: " + reply.text, reason_of(reply.text), clock_type::now()};
       } else {
-        results[i] = {delivery_status::persisted, {}, {}, clock_type::now()};
+        results_[i] = {delivery_status::persisted, {}, {}, clock_type::now()};
       }
     }
   } catch (const common::redis::connection_error& e) {
-    std::size_t first = 0;
-    while (first < rows.size() && results[first].status == delivery_status::persisted) ++first;
-    fail_from(first, e.what());
+    fail_from(i, e.what());
   }
-  return results;
+  return std::exchange(results_, {});
 }
 
 bool redis_publisher::reachable(std::chrono::milliseconds timeout) {
@@ -97,11 +111,11 @@ bool redis_publisher::reachable(std::chrono::milliseconds timeout) {
   return false;
 }
 
-// Failures surface through publish() results: hiredis has no background connection to watch.
+// Failures surface through collect() results: hiredis has no background connection to watch.
 std::optional<std::string> redis_publisher::connectivity_problem() { return std::nullopt; }
 
 std::size_t redis_publisher::close(std::chrono::milliseconds) {
-  connection_.reset();  // every XADD was answered inside publish(): nothing is queued here
+  connection_.reset();  // every XADD was answered inside collect(): nothing is queued here
   return 0;
 }
 

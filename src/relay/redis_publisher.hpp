@@ -26,7 +26,9 @@ class redis_publisher final : public publisher {
   ~redis_publisher() override;
 
   std::string_view mode() const noexcept override { return "Redis Stream"; }
-  std::vector<delivery_result> publish(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+  void send(std::span<const outbox_row> rows, std::chrono::steady_clock::time_point deadline,
+            const std::function<bool()>& keep_waiting) override;
+  std::vector<delivery_result> collect(std::chrono::steady_clock::time_point deadline,
                                        const std::function<bool()>& keep_waiting) override;
   bool reachable(std::chrono::milliseconds timeout) override;
   std::optional<std::string> connectivity_problem() override;
@@ -39,6 +41,10 @@ class redis_publisher final : public publisher {
   std::int64_t stream_max_len_;
   std::chrono::milliseconds io_timeout_;
   std::optional<common::redis::connection> connection_;
+  // The batch between send() and collect().
+  std::size_t sent_ = 0;
+  std::vector<delivery_result> results_;
+  std::optional<std::string> failed_from_;  // send() lost the connection: every row failed
 };
 
 }  // namespace relay

@@ -1,5 +1,6 @@
 #include "relay/service.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <optional>
@@ -36,9 +37,19 @@ constexpr auto max_probe_timeout = 2s;
 double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
 
 struct batch_outcome {
-  std::size_t claimed = 0;
-  std::size_t published = 0;
+  std::size_t claimed = 0;    // rows of the last batch
+  std::size_t published = 0;  // rows acknowledged, all batches
   std::optional<std::string> broker_failure;  // a row failed for a reason that is not its own
+};
+
+// A batch handed to the broker whose acknowledgements are awaited.
+struct sent_batch {
+  claimed_batch batch;
+  clock_type::time_point claim_started;
+  clock_type::time_point claimed_at;  // the claim returned: rows' age_seconds are as of about then
+  clock_type::time_point sent_at;
+  clock_type::time_point deadline;
+  clock_type::duration waited{};  // in collect(): what claiming ahead did not cover
 };
 
 }  // namespace
@@ -67,7 +78,10 @@ struct service::impl {
 
   // --- the work ---
   void refresh_from_heartbeat(bool& claim_now);
-  batch_outcome run_batch();
+  batch_outcome run_batches();
+  sent_batch send(claimed_batch batch, clock_type::time_point claim_started, clock_type::time_point claimed_at);
+  bool may_claim_ahead();
+  void finish(sent_batch& sent, const std::vector<delivery_result>& results, batch_outcome& outcome);
   void handle_rejection(claimed_batch& batch, const outbox_row& row, const delivery_result& result,
                         std::size_t& dead_lettered);
   bool wait_for_work();
@@ -198,7 +212,7 @@ int service::impl::run() {
       }
       refresh_from_heartbeat(claim_now);
       if (claim_now && !leases.owned().empty()) {
-        const auto outcome = run_batch();
+        const auto outcome = run_batches();
         if (outcome.broker_failure) {
           broker_unavailable(*outcome.broker_failure);
           claim_now = true;
@@ -340,21 +354,71 @@ void service::impl::refresh_from_heartbeat(bool& claim_now) {
   claim_now = claim_now || beat.has_work || leases_changed;
 }
 
-batch_outcome service::impl::run_batch() {
+// Claim → publish → delete, once, or as a pipeline while batches come back full: the next batch
+// is claimed (on the store's second session; SKIP LOCKED passes over the rows in flight) while the
+// broker acknowledges the current one, and it is sent as soon as the current one's outcome is
+// known, so that deleting and committing the current batch overlaps publishing the next. The next
+// batch goes out only when every row of the current one was acknowledged; otherwise it is rolled
+// back unsent (its rows are claimed again after this batch committed), so that no row overtakes an
+// earlier row of its key that stays in the table. The pipeline also pauses for every heartbeat and
+// lease change, and a stop: those need the main session free and no claim of ours open.
+batch_outcome service::impl::run_batches() {
   batch_outcome outcome;
   const auto started = clock_type::now();
-  auto batch = db->claim(leases.owned(), config.outbox.batch_size);
-  const auto& rows = batch.rows();
-  outcome.claimed = rows.size();
-  if (rows.empty()) {
-    batch.commit();
+  auto first = db->claim(leases.owned(), config.outbox.batch_size);
+  outcome.claimed = first.rows().size();
+  if (first.rows().empty()) {
+    first.commit();
     return outcome;
   }
-  metrics.batch(rows.size());
-  const auto claimed_at = clock_type::now();
-  const auto results =
-      broker->publish(rows, claimed_at + config.outbox.delivery_timeout, [this] { return keep_waiting(); });
+  std::optional<sent_batch> current = send(std::move(first), started, clock_type::now());
+  while (current) {
+    std::optional<claimed_batch> next;
+    clock_type::time_point next_claim_started{};
+    clock_type::time_point next_claimed_at{};
+    if (current->batch.rows().size() >= config.outbox.batch_size && may_claim_ahead()) {
+      next_claim_started = clock_type::now();
+      next.emplace(db->claim(leases.owned(), config.outbox.batch_size));
+      next_claimed_at = clock_type::now();
+    }
+    const auto collect_started = clock_type::now();
+    const auto results = broker->collect(current->deadline, [this] { return keep_waiting(); });
+    current->waited = clock_type::now() - collect_started;
+    const bool all_acknowledged = std::all_of(results.begin(), results.end(), [](const delivery_result& r) {
+      return r.status == delivery_status::persisted;
+    });
+    std::optional<sent_batch> following;
+    if (next) {
+      outcome.claimed = next->rows().size();
+      if (all_acknowledged && !next->rows().empty() && !stopping()) {
+        following = send(std::move(*next), next_claim_started, next_claimed_at);
+      } else {
+        next->roll_back();
+      }
+    }
+    finish(*current, results, outcome);
+    current = std::move(following);
+  }
+  return outcome;
+}
 
+sent_batch service::impl::send(claimed_batch batch, clock_type::time_point claim_started,
+                               clock_type::time_point claimed_at) {
+  metrics.batch(batch.rows().size());
+  const auto now = clock_type::now();
+  const auto deadline = now + config.outbox.delivery_timeout;
+  broker->send(batch.rows(), deadline, [this] { return keep_waiting(); });
+  return {std::move(batch), claim_started, claimed_at, now, deadline};
+}
+
+bool service::impl::may_claim_ahead() {
+  const auto now = clock_type::now();
+  return !stopping() && broker_up && now < next_lease_refresh && now < next_gauges &&
+         signals.reload_generation() == reload_generation;
+}
+
+void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>& results, batch_outcome& outcome) {
+  const auto& rows = sent.batch.rows();
   std::vector<std::int64_t> acknowledged;
   acknowledged.reserve(rows.size());
   std::size_t dead_lettered = 0;
@@ -364,11 +428,11 @@ batch_outcome service::impl::run_batch() {
     switch (result.status) {
       case delivery_status::persisted:
         acknowledged.push_back(row.id);
-        metrics.published(row.topic, row.age_seconds + seconds(result.at - claimed_at));
+        metrics.published(row.topic, row.age_seconds + seconds(result.at - sent.claimed_at));
         break;
       case delivery_status::rejected:
         metrics.publish_error(result.reason);
-        handle_rejection(batch, row, result, dead_lettered);
+        handle_rejection(sent.batch, row, result, dead_lettered);
         break;
       case delivery_status::failed:
         metrics.publish_error(result.reason);
@@ -378,13 +442,15 @@ batch_outcome service::impl::run_batch() {
         break;
     }
   }
-  const auto published_at = clock_type::now();
-  batch.remove(acknowledged);
-  batch.commit();
-  spdlog::debug("batch of {}: claimed in {:.1f}ms, published in {:.1f}ms, deleted and committed in {:.1f}ms",
-                rows.size(), 1000 * seconds(claimed_at - started), 1000 * seconds(published_at - claimed_at),
-                1000 * seconds(clock_type::now() - published_at));
-  outcome.published = acknowledged.size();
+  const auto acknowledged_at = clock_type::now();
+  sent.batch.remove(acknowledged);
+  sent.batch.commit();
+  spdlog::debug("batch of {}: claimed in {:.1f}ms, acknowledged {:.1f}ms after sending ({:.1f}ms of it waited "
+                "for), deleted and committed in {:.1f}ms",
+                rows.size(), 1000 * seconds(sent.claimed_at - sent.claim_started),
+                1000 * seconds(acknowledged_at - sent.sent_at), 1000 * seconds(sent.waited),
+                1000 * seconds(clock_type::now() - acknowledged_at));
+  outcome.published += acknowledged.size();
   published_total += acknowledged.size();
   dead_lettered_total += dead_lettered;
   for (std::size_t i = 0; i < dead_lettered; ++i) metrics.dead_lettered();
@@ -392,7 +458,6 @@ batch_outcome service::impl::run_batch() {
     spdlog::debug("batch of {}: {} acknowledged, the rest stays: {}", rows.size(), acknowledged.size(),
                   *outcome.broker_failure);
   }
-  return outcome;
 }
 
 void service::impl::handle_rejection(claimed_batch& batch, const outbox_row& row, const delivery_result& result,

@@ -1,7 +1,10 @@
 #include "relay/store.hpp"
 
-#include <pqxx/pqxx>
+#include <stdexcept>
+#include <utility>
+
 #include <fmt/format.h>
+#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
 namespace relay {
@@ -109,15 +112,58 @@ class store::listener final : public pqxx::notification_receiver {
   bool& notified_;
 };
 
-store::store(const common::database_config& config, std::chrono::milliseconds transaction_limit) {
-  connection_ = std::make_unique<pqxx::connection>(with_keepalives(common::connection_string(config)));
-  // A silent reconnect would hand us a session without our advisory locks while we still think we
-  // own the partitions: a broken connection must surface as an error (the caller reconnects).
+namespace {
+
+// A session as every relay connection has it: no silent reconnect (a new session would lack our
+// advisory locks and row locks while we think we hold them), named, with its timeouts.
+// Returns the application_name as the server stores it.
+std::string set_up_session(pqxx::connection& connection, const std::string& application_name,
+                           std::chrono::milliseconds transaction_limit) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  connection_->inhibit_reactivation(true);
+  connection.inhibit_reactivation(true);
 #pragma GCC diagnostic pop
+  pqxx::nontransaction tx(connection);
+  // The server stores application_name cleaned (printable ASCII) and clipped to 63 bytes: keep
+  // the value it reports, since that is what other relays see in pg_stat_activity.
+  return tx.exec_params1("SELECT set_config('application_name', $1, false), "
+                         "       set_config('statement_timeout', '30s', false), "
+                         "       set_config('idle_in_transaction_session_timeout', $2, false), "
+                         // Server-side keepalives: a relay host that vanishes loses its leases
+                         // within ~25 s.
+                         "       set_config('tcp_keepalives_idle', '10', false), "
+                         "       set_config('tcp_keepalives_interval', '5', false), "
+                         "       set_config('tcp_keepalives_count', '3', false)",
+                         application_name, std::to_string(transaction_limit.count()))[0]
+      .as<std::string>();
+}
 
+void prepare_all(pqxx::connection& connection, std::span<const std::pair<const char*, std::string>> statements) {
+  for (const auto& [name, sql] : statements) {
+    connection.prepare(name, sql);
+    connection.prepare_now(name);
+  }
+}
+
+// What a claim transaction runs, on either connection.
+const std::pair<const char*, std::string> batch_statements[] = {
+    {"relay_claim", claim_sql},
+    {"relay_delete", delete_sql},
+    {"relay_reject", reject_sql},
+    {"relay_dead_letter", dead_letter_sql},
+};
+// What only the main connection runs.
+const std::pair<const char*, std::string> session_statements[] = {
+    {"relay_beat", beat_sql},
+    {"relay_try_lock", try_lock_sql},
+    {"relay_unlock", unlock_sql},
+};
+
+}  // namespace
+
+store::store(const common::database_config& config, std::chrono::milliseconds transaction_limit)
+    : connection_string_(with_keepalives(common::connection_string(config))), transaction_limit_(transaction_limit) {
+  connection_ = std::make_unique<pqxx::connection>(connection_string_);
   {
     pqxx::nontransaction tx(*connection_);
     const auto row = tx.exec1("SELECT current_schema(), hashtext(current_schema()), "
@@ -132,29 +178,10 @@ store::store(const common::database_config& config, std::chrono::milliseconds tr
                                     "`walletctl migrate up` against it",
                                     schema_));
     }
-    const auto limit_ms = std::to_string(transaction_limit.count());
-    // The server stores application_name cleaned (printable ASCII) and clipped to 63 bytes: keep
-    // the value it reports, since that is what other relays see in pg_stat_activity.
-    application_name_ = tx.exec_params1("SELECT set_config('application_name', $1, false), "
-                                        "       set_config('statement_timeout', '30s', false), "
-                                        "       set_config('idle_in_transaction_session_timeout', $2, false), "
-                                        // Server-side keepalives: a relay host that vanishes loses its
-                                        // leases within ~25 s.
-                                        "       set_config('tcp_keepalives_idle', '10', false), "
-                                        "       set_config('tcp_keepalives_interval', '5', false), "
-                                        "       set_config('tcp_keepalives_count', '3', false)",
-                                        "outbox-relay:" + schema_, limit_ms)[0]
-                            .as<std::string>();
   }
-  const std::pair<const char*, std::string> statements[] = {
-      {"relay_claim", claim_sql},         {"relay_beat", beat_sql},         {"relay_try_lock", try_lock_sql},
-      {"relay_unlock", unlock_sql},       {"relay_delete", delete_sql},     {"relay_reject", reject_sql},
-      {"relay_dead_letter", dead_letter_sql},
-  };
-  for (const auto& [name, sql] : statements) {
-    connection_->prepare(name, sql);
-    connection_->prepare_now(name);
-  }
+  application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, transaction_limit_);
+  prepare_all(*connection_, batch_statements);
+  prepare_all(*connection_, session_statements);
   listener_ = std::make_unique<listener>(*connection_, schema_, notified_);
 }
 
@@ -206,8 +233,27 @@ void store::unlock_partitions(std::span<const std::int16_t> partitions) {
   }
 }
 
+pqxx::connection& store::free_connection(bool*& busy) {
+  if (!connection_busy_) {
+    busy = &connection_busy_;
+    return *connection_;
+  }
+  if (claim_connection_busy_) throw std::logic_error("relay store: a third claim while two batches are open");
+  if (!claim_connection_) {
+    // Opened on the first overlapping claim: a relay that never has a backlog keeps one session.
+    auto connection = std::make_unique<pqxx::connection>(connection_string_);
+    set_up_session(*connection, "outbox-relay-claims:" + schema_, transaction_limit_);
+    prepare_all(*connection, batch_statements);
+    claim_connection_ = std::move(connection);
+  }
+  busy = &claim_connection_busy_;
+  return *claim_connection_;
+}
+
 claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limit) {
-  auto tx = std::make_unique<pqxx::work>(*connection_, "relay_claim");
+  bool* busy = nullptr;
+  auto& connection = free_connection(busy);
+  auto tx = std::make_unique<pqxx::work>(connection, "relay_claim");
   const auto result = tx->exec_prepared("relay_claim", array_literal(owned), limit);
   std::vector<outbox_row> rows;
   rows.reserve(result.size());
@@ -222,13 +268,33 @@ claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limi
     row.age_seconds = r[6].as<double>();
     rows.push_back(std::move(row));
   }
-  return claimed_batch(std::move(tx), std::move(rows));
+  return claimed_batch(std::move(tx), std::move(rows), busy);
 }
 
-claimed_batch::claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows)
-    : tx_(std::move(tx)), rows_(std::move(rows)) {}
-claimed_batch::claimed_batch(claimed_batch&&) noexcept = default;
-claimed_batch::~claimed_batch() = default;  // pqxx aborts an open transaction in its destructor
+claimed_batch::claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy)
+    : tx_(std::move(tx)), rows_(std::move(rows)), busy_(busy) {
+  *busy_ = true;
+}
+
+claimed_batch::claimed_batch(claimed_batch&& other) noexcept
+    : tx_(std::move(other.tx_)), rows_(std::move(other.rows_)), busy_(std::exchange(other.busy_, nullptr)) {}
+
+claimed_batch& claimed_batch::operator=(claimed_batch&& other) noexcept {
+  if (this != &other) {
+    close();
+    tx_ = std::move(other.tx_);
+    rows_ = std::move(other.rows_);
+    busy_ = std::exchange(other.busy_, nullptr);
+  }
+  return *this;
+}
+
+claimed_batch::~claimed_batch() { close(); }
+
+void claimed_batch::close() noexcept {
+  tx_.reset();  // pqxx aborts a transaction still open: the rows stay, unlocked
+  if (busy_ != nullptr) *std::exchange(busy_, nullptr) = false;
+}
 
 void claimed_batch::reject(const outbox_row& row, std::string_view error, std::chrono::milliseconds retry_in) {
   tx_->exec_prepared0("relay_reject", row.id, truncated(error), static_cast<long long>(retry_in.count()));
@@ -243,6 +309,11 @@ void claimed_batch::remove(std::span<const std::int64_t> ids) {
   tx_->exec_prepared0("relay_delete", array_literal(ids));
 }
 
-void claimed_batch::commit() { tx_->commit(); }
+void claimed_batch::commit() {
+  tx_->commit();
+  close();
+}
+
+void claimed_batch::roll_back() noexcept { close(); }
 
 }  // namespace relay

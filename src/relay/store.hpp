@@ -1,6 +1,8 @@
 #pragma once
-// The relay's side of PostgreSQL: ONE connection that does everything a relay needs, so that its
-// leases, its row locks and its LISTEN live and die together.
+// The relay's side of PostgreSQL: one session that holds what a relay is (its leases, its LISTEN,
+// its heartbeats) and runs its claims, plus a second session for claims only, opened when the
+// relay first claims a batch while another is still open (the backlog pipeline, see service.cpp).
+// Both live and die together: after any failure the caller drops the store as a whole.
 //
 //   * Leases: partition p (outbox_messages.partition_no, 0..255) belongs to the session holding
 //     the advisory lock pg_try_advisory_lock(hashtext(current_schema()), p). Relays of other
@@ -59,10 +61,11 @@ class store;
 
 /// A claim transaction: the rows it locked, and what to do with them before commit().
 /// Destroying it without commit() rolls back (rows stay, unlocked). Must not outlive its store.
+/// After commit() or roll_back() only rows() may be used.
 class claimed_batch {
  public:
   claimed_batch(claimed_batch&&) noexcept;
-  claimed_batch& operator=(claimed_batch&&) = delete;
+  claimed_batch& operator=(claimed_batch&& other) noexcept;  // rolls back the batch it held
   ~claimed_batch();
 
   const std::vector<outbox_row>& rows() const noexcept { return rows_; }
@@ -76,12 +79,17 @@ class claimed_batch {
   /// Commits. A pqxx::in_doubt_error means the outcome is unknown: never retry it; reconnect, and
   /// rows still present are published again (a duplicate, never a loss).
   void commit();
+  /// Ends the transaction without changes: its rows stay, unlocked, for a later claim.
+  void roll_back() noexcept;
 
  private:
   friend class store;
-  claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows);
+  claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy);
+  void close() noexcept;
+
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::vector<outbox_row> rows_;
+  bool* busy_;  // the store's flag for the connection this batch occupies
 };
 
 class store {
@@ -115,12 +123,22 @@ class store {
   /// Releases partitions this session holds.
   void unlock_partitions(std::span<const std::int16_t> partitions);
 
-  /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order.
+  /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order; rows
+  /// locked by an open batch are skipped. At most two batches may be open at once: the first one
+  /// opened on the main session, another one on the claim session. The calls above use the main
+  /// session and must not be made while a batch is open on it.
   claimed_batch claim(std::span<const std::int16_t> owned, std::size_t limit);
 
  private:
   class listener;
 
+  pqxx::connection& free_connection(bool*& busy);
+
+  std::string connection_string_;
+  std::chrono::milliseconds transaction_limit_;
+  std::unique_ptr<pqxx::connection> claim_connection_;  // opened on the first overlapping claim
+  bool connection_busy_ = false;
+  bool claim_connection_busy_ = false;
   std::unique_ptr<pqxx::connection> connection_;
   std::unique_ptr<listener> listener_;  // declared after connection_: destroyed (UNLISTEN) first
   std::string schema_;
