@@ -17,9 +17,9 @@
 //   relay_bench broker-latency    [--rate R] [--seconds S] [--warmup S]
 //       The floor under that: R msgs/s straight to Kafka (relay producer defaults), same consumer.
 //
-// Experiments: RELAY_KAFKA_PROPERTIES reaches the relays and the Kafka ceilings (as it reaches
-// outbox-relay); RELAY_BENCH_PG_OPTIONS (e.g. "-csynchronous_commit=off") is added to the relays'
-// libpq options. Neither is set for the reported table.
+// Experiments: the RELAY_* environment (e.g. RELAY_KAFKA_PROPERTIES, RELAY_OUTBOX_SYNCHRONOUS_COMMIT)
+// reaches the relays and the ceilings that use their settings, as it reaches outbox-relay. None is
+// set for the reported table.
 // Needs the services (`eval "$(scripts/services env)"`). Prints `result <name> <value>` lines for
 // run.sh and `# ...` lines for people. Every row carries the same ~180-byte WithdrawalCreated-like
 // JSON payload shape, a key out of 1,000 users and one header.
@@ -86,7 +86,7 @@ struct options {
   std::string mode;
   std::int64_t rows = 1'000'000;
   int relays = 1;
-  int batch_size = 500;
+  int batch_size = 1000;
   int rate = 1000;
   int seconds = 30;
   int warmup = 3;
@@ -158,26 +158,8 @@ void fill_outbox(pqxx::connection& db, const std::string& topic, std::int64_t n)
   fmt::print("# inserted {} rows in {:.1f}s\n", n, seconds_since(start));
 }
 
-// RELAY_BENCH_PG_OPTIONS (e.g. "-csynchronous_commit=off") is appended to the relays' libpq
-// options, for experiments with session settings; unset in the reported runs.
-std::string relay_database_url(const test_support::test_schema& schema) {
-  const char* extra = std::getenv("RELAY_BENCH_PG_OPTIONS");
-  if (extra == nullptr || *extra == '\0') return schema.url();
-  std::string encoded;
-  for (const char c : std::string(" ") + extra) {
-    if (c == ' ') {
-      encoded += "%20";
-    } else if (c == '=') {
-      encoded += "%3D";
-    } else {
-      encoded += c;
-    }
-  }
-  return schema.url() + encoded;  // url() ends with options=-csearch_path%3D<schema>
-}
-
 std::map<std::string, std::string> relay_env(const test_support::test_schema& schema, int batch_size) {
-  return {{"DATABASE_URL", relay_database_url(schema)},
+  return {{"DATABASE_URL", schema.url()},
           {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
           {"REDIS_MQ_TYPE", "kafka"},
           {"RELAY_HTTP_PORT", "0"},
@@ -283,11 +265,16 @@ int drain(const options& o) {
   return 0;
 }
 
+// conf/relay.toml with the RELAY_* environment, as outbox-relay reads it.
+relay::relay_config bench_relay_config() {
+  return relay::load_config(std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml");
+}
+
 int claim_ceiling(const options& o) {
   test_support::test_schema schema;
   auto db = schema.connect();
   fill_outbox(db, test_support::unique_name("bench_claim"), o.rows);
-  relay::store store(schema.database_config("relay-bench"), 60s);
+  relay::store store(schema.database_config("relay-bench"), 60s, bench_relay_config().outbox.synchronous_commit);
   std::vector<std::int16_t> all(256);
   for (std::size_t p = 0; p < all.size(); ++p) all[p] = static_cast<std::int16_t>(p);
   const auto owned = store.try_lock_partitions(all, all.size());
@@ -321,10 +308,6 @@ int claim_ceiling(const options& o) {
 
 // The relay's configuration as outbox-relay itself would load it (conf/relay.toml plus the RELAY_*
 // environment), so the no-database ceilings use exactly its producer properties.
-relay::relay_config bench_relay_config() {
-  return relay::load_config(std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml");
-}
-
 struct delivery_counts {
   std::atomic<std::int64_t> persisted{0};
   std::atomic<std::int64_t> failed{0};
@@ -620,8 +603,8 @@ int latency(const options& o) {
 }
 
 // The floor under the latency figures: the same rate produced straight to Kafka with the relay's
-// producer defaults (each message awaited, as the relay awaits its batch) and read by the same
-// consumer, no database.
+// producer defaults (each message flushed and awaited, as the relay does with its batch) and read
+// by the same consumer, no database.
 int broker_latency(const options& o) {
   const auto config = bench_relay_config();
   const auto topic = test_support::unique_name("bench_floor");
@@ -664,8 +647,7 @@ int broker_latency(const options& o) {
     const common::kafka::error_object error(rd_kafka_produceva(producer.get(), fields.data(), fields.size()));
     if (error) throw std::runtime_error(rd_kafka_error_string(error.get()));
     static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
-    const auto target = counts.persisted + counts.failed + 1;
-    while (counts.persisted + counts.failed < target && steady::now() < next + 5s) rd_kafka_poll(producer.get(), 1);
+    rd_kafka_flush(producer.get(), 5000);  // sent at once and awaited, as the relay does with a batch
   }
   rd_kafka_flush(producer.get(), 30000);
   test_support::wait_until([&] { return arrivals.distinct() >= static_cast<std::size_t>(i); }, 60s, 50ms);

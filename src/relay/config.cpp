@@ -72,7 +72,7 @@ relay_config parse_config(common::config_reader& reader) {
   config.redis.stream_max_len = reader.get_int("redis.stream_max_len", 0, 0, std::int64_t{1} << 40);
 
   auto& o = config.outbox;
-  o.batch_size = static_cast<std::size_t>(reader.get_int("outbox.batch_size", 500, 1, 10000));
+  o.batch_size = static_cast<std::size_t>(reader.get_int("outbox.batch_size", static_cast<std::int64_t>(o.batch_size), 1, 10000));
   o.poll_interval = reader.get_duration("outbox.poll_interval", o.poll_interval, 10ms, 1min);
   o.delivery_timeout = reader.get_duration("outbox.delivery_timeout", o.delivery_timeout, 2s, 10min);
   o.max_attempts = static_cast<int>(reader.get_int("outbox.max_attempts", o.max_attempts, 1, 1000));
@@ -82,6 +82,7 @@ relay_config parse_config(common::config_reader& reader) {
   o.broker_backoff_max = reader.get_duration("outbox.broker_backoff_max", o.broker_backoff_max, 1ms, 10min);
   o.shutdown_timeout = reader.get_duration("outbox.shutdown_timeout", o.shutdown_timeout, 1s, 10min);
   o.lease_refresh = reader.get_duration("outbox.lease_refresh", o.lease_refresh, 100ms, 1min);
+  o.synchronous_commit = reader.get_bool("outbox.synchronous_commit", o.synchronous_commit);
   check_order(o.retry_backoff, o.retry_backoff_max, "outbox.retry_backoff", "outbox.retry_backoff_max");
   check_order(o.broker_backoff, o.broker_backoff_max, "outbox.broker_backoff", "outbox.broker_backoff_max");
 

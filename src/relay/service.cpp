@@ -245,7 +245,7 @@ int service::impl::run() {
 bool service::impl::connect_database() {
   try {
     const auto transaction_limit = config.outbox.delivery_timeout + config.outbox.shutdown_timeout + 30s;
-    db = std::make_unique<store>(config.database, transaction_limit);
+    db = std::make_unique<store>(config.database, transaction_limit, config.outbox.synchronous_commit);
   } catch (const std::exception& e) {
     database_failed(e);
     return false;

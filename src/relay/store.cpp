@@ -118,7 +118,7 @@ namespace {
 // advisory locks and row locks while we think we hold them), named, with its timeouts.
 // Returns the application_name as the server stores it.
 std::string set_up_session(pqxx::connection& connection, const std::string& application_name,
-                           std::chrono::milliseconds transaction_limit) {
+                           std::chrono::milliseconds transaction_limit, bool synchronous_commit) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   connection.inhibit_reactivation(true);
@@ -133,8 +133,9 @@ std::string set_up_session(pqxx::connection& connection, const std::string& appl
                          // within ~25 s.
                          "       set_config('tcp_keepalives_idle', '10', false), "
                          "       set_config('tcp_keepalives_interval', '5', false), "
-                         "       set_config('tcp_keepalives_count', '3', false)",
-                         application_name, std::to_string(transaction_limit.count()))[0]
+                         "       set_config('tcp_keepalives_count', '3', false), "
+                         "       set_config('synchronous_commit', $3, false)",
+                         application_name, std::to_string(transaction_limit.count()), synchronous_commit ? "on" : "off")[0]
       .as<std::string>();
 }
 
@@ -161,8 +162,11 @@ const std::pair<const char*, std::string> session_statements[] = {
 
 }  // namespace
 
-store::store(const common::database_config& config, std::chrono::milliseconds transaction_limit)
-    : connection_string_(with_keepalives(common::connection_string(config))), transaction_limit_(transaction_limit) {
+store::store(const common::database_config& config, std::chrono::milliseconds transaction_limit,
+             bool synchronous_commit)
+    : connection_string_(with_keepalives(common::connection_string(config))),
+      transaction_limit_(transaction_limit),
+      synchronous_commit_(synchronous_commit) {
   connection_ = std::make_unique<pqxx::connection>(connection_string_);
   {
     pqxx::nontransaction tx(*connection_);
@@ -179,7 +183,7 @@ store::store(const common::database_config& config, std::chrono::milliseconds tr
                                     schema_));
     }
   }
-  application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, transaction_limit_);
+  application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, transaction_limit_, synchronous_commit_);
   prepare_all(*connection_, batch_statements);
   prepare_all(*connection_, session_statements);
   listener_ = std::make_unique<listener>(*connection_, schema_, notified_);
@@ -242,7 +246,7 @@ pqxx::connection& store::free_connection(bool*& busy) {
   if (!claim_connection_) {
     // Opened on the first overlapping claim: a relay that never has a backlog keeps one session.
     auto connection = std::make_unique<pqxx::connection>(connection_string_);
-    set_up_session(*connection, "outbox-relay-claims:" + schema_, transaction_limit_);
+    set_up_session(*connection, "outbox-relay-claims:" + schema_, transaction_limit_, synchronous_commit_);
     prepare_all(*connection, batch_statements);
     claim_connection_ = std::move(connection);
   }

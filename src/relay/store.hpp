@@ -96,9 +96,11 @@ class store {
  public:
   /// Connects, checks the schema, names the session, sets its timeouts, prepares the statements
   /// and LISTENs. `transaction_limit` bounds how long a claim transaction may stay open
-  /// (idle_in_transaction_session_timeout): a relay frozen mid-batch loses its locks after it.
+  /// (idle_in_transaction_session_timeout): a relay frozen mid-batch loses its locks after it;
+  /// `synchronous_commit` is the sessions' setting (see outbox_config::synchronous_commit).
   /// Throws pqxx::broken_connection (unreachable) or store_error (schema not migrated).
-  store(const common::database_config& config, std::chrono::milliseconds transaction_limit);
+  store(const common::database_config& config, std::chrono::milliseconds transaction_limit,
+        bool synchronous_commit);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -136,6 +138,7 @@ class store {
 
   std::string connection_string_;
   std::chrono::milliseconds transaction_limit_;
+  bool synchronous_commit_;
   std::unique_ptr<pqxx::connection> claim_connection_;  // opened on the first overlapping claim
   bool connection_busy_ = false;
   bool claim_connection_busy_ = false;

@@ -40,7 +40,7 @@ TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][
   const auto c = parse("");
   CHECK(c.log_level == "info");
   CHECK(c.mq == relay::mq_type::kafka);
-  CHECK(c.outbox.batch_size == 500);
+  CHECK(c.outbox.batch_size == 1000);
   CHECK(c.outbox.poll_interval == 1s);
   CHECK(c.outbox.delivery_timeout == 30s);
   CHECK(c.outbox.max_attempts == 5);
@@ -50,6 +50,7 @@ TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][
   CHECK(c.outbox.broker_backoff_max == 10s);
   CHECK(c.outbox.shutdown_timeout == 20s);
   CHECK(c.outbox.lease_refresh == 2s);
+  CHECK_FALSE(c.outbox.synchronous_commit);
   CHECK(c.redis.stream_max_len == 0);
   CHECK(c.http.listen == "127.0.0.1");
   CHECK(c.http.port == 9101);
@@ -137,4 +138,12 @@ TEST_CASE("relay config: the message of an error says what is expected", "[relay
   } catch (const common::config_error& e) {
     CHECK_THAT(e.what(), Catch::Contains("outbox.batch_size") && Catch::Contains("1..10000") && Catch::Contains("got 0"));
   }
+}
+
+TEST_CASE("relay config: outbox.synchronous_commit is a boolean, from the file or RELAY_OUTBOX_SYNCHRONOUS_COMMIT",
+          "[relay][config]") {
+  CHECK(parse("[outbox]\nsynchronous_commit = true\n").outbox.synchronous_commit);
+  CHECK(parse("", {{"RELAY_OUTBOX_SYNCHRONOUS_COMMIT", "true"}}).outbox.synchronous_commit);
+  CHECK(failing_key("[outbox]\nsynchronous_commit = \"sometimes\"\n") == "outbox.synchronous_commit");
+  CHECK(failing_key("", {{"RELAY_OUTBOX_SYNCHRONOUS_COMMIT", "sometimes"}}) == "RELAY_OUTBOX_SYNCHRONOUS_COMMIT");
 }
