@@ -270,6 +270,36 @@ relay::relay_config bench_relay_config() {
   return relay::load_config(std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml");
 }
 
+// Queues message `i` as the relay would send row `i`: its key and payload, the row's headers
+// object ({"event-type": ...}) plus outbox-id. Returns librdkafka's answer (QUEUE_FULL: poll and
+// call again).
+rd_kafka_resp_err_t produce_message(rd_kafka_t* producer, const std::string& topic, std::int64_t i) {
+  static const std::string event_type = "WithdrawalCreated";
+  const auto payload = payload_of(i);
+  const auto key = key_of(i);
+  const auto id = std::to_string(i);
+  common::kafka::headers headers(rd_kafka_headers_new(2));
+  rd_kafka_header_add(headers.get(), "event-type", -1, event_type.data(), static_cast<ssize_t>(event_type.size()));
+  rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
+  std::array<rd_kafka_vu_t, 5> fields{};
+  fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  fields[0].u.cstr = topic.c_str();
+  fields[1].vtype = RD_KAFKA_VTYPE_KEY;
+  fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
+  fields[1].u.mem.size = key.size();
+  fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
+  fields[2].u.mem.size = payload.size();
+  fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  fields[3].u.i = RD_KAFKA_MSG_F_COPY;
+  fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
+  fields[4].u.headers = headers.get();
+  const common::kafka::error_object error(rd_kafka_produceva(producer, fields.data(), fields.size()));
+  if (error) return rd_kafka_error_code(error.get());
+  static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 int claim_ceiling(const options& o) {
   test_support::test_schema schema;
   auto db = schema.connect();
@@ -332,40 +362,13 @@ int produce_ceiling(const options& o) {
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &count_delivery);
   auto producer = common::kafka::make_producer(std::move(conf));
 
-  const std::string event_type = "WithdrawalCreated";
   const auto start = steady::now();
   for (std::int64_t i = 1; i <= o.rows; ++i) {
-    const auto payload = payload_of(i);
-    const auto key = key_of(i);
-    const auto id = std::to_string(i);
-    for (;;) {
-      // Headers as the relay sends them: the row's object plus outbox-id. The message owns them once queued.
-      common::kafka::headers headers(rd_kafka_headers_new(2));
-      rd_kafka_header_add(headers.get(), "event-type", -1, event_type.data(), static_cast<ssize_t>(event_type.size()));
-      rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
-      std::array<rd_kafka_vu_t, 5> fields{};
-      fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-      fields[0].u.cstr = topic.c_str();
-      fields[1].vtype = RD_KAFKA_VTYPE_KEY;
-      fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
-      fields[1].u.mem.size = key.size();
-      fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-      fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
-      fields[2].u.mem.size = payload.size();
-      fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-      fields[3].u.i = RD_KAFKA_MSG_F_COPY;
-      fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
-      fields[4].u.headers = headers.get();
-      const common::kafka::error_object error(rd_kafka_produceva(producer.get(), fields.data(), fields.size()));
-      if (!error) {
-        static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
-        break;
-      }
-      if (rd_kafka_error_code(error.get()) != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        throw std::runtime_error(rd_kafka_error_string(error.get()));
-      }
+    auto code = produce_message(producer.get(), topic, i);
+    for (; code == RD_KAFKA_RESP_ERR__QUEUE_FULL; code = produce_message(producer.get(), topic, i)) {
       rd_kafka_poll(producer.get(), 10);
     }
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error(rd_kafka_err2str(code));
     rd_kafka_poll(producer.get(), 0);
   }
   if (rd_kafka_flush(producer.get(), 120000) != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error("flush timed out");
@@ -625,28 +628,10 @@ int broker_latency(const options& o) {
   for (auto next = start; next < end; next += period) {
     std::this_thread::sleep_until(next);
     ++i;
-    const auto payload = payload_of(i);
-    const auto key = key_of(i);
-    const auto id = std::to_string(i);
-    common::kafka::headers headers(rd_kafka_headers_new(1));
-    rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
-    std::array<rd_kafka_vu_t, 5> fields{};
-    fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    fields[0].u.cstr = topic.c_str();
-    fields[1].vtype = RD_KAFKA_VTYPE_KEY;
-    fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
-    fields[1].u.mem.size = key.size();
-    fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-    fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
-    fields[2].u.mem.size = payload.size();
-    fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    fields[3].u.i = RD_KAFKA_MSG_F_COPY;
-    fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
-    fields[4].u.headers = headers.get();
     if (next >= measured_from) sent_us[i] = now_us();
-    const common::kafka::error_object error(rd_kafka_produceva(producer.get(), fields.data(), fields.size()));
-    if (error) throw std::runtime_error(rd_kafka_error_string(error.get()));
-    static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
+    if (const auto code = produce_message(producer.get(), topic, i); code != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      throw std::runtime_error(rd_kafka_err2str(code));
+    }
     rd_kafka_flush(producer.get(), 5000);  // sent at once and awaited, as the relay does with a batch
   }
   rd_kafka_flush(producer.get(), 30000);

@@ -34,6 +34,7 @@ run() {
   echo "== relay_bench $*" >&2
   "${bench}" "$@" | tee "${out}/${name}.out" >&2
 }
+get() { awk -v k="$2" '$1 == "result" && $2 == k { print $3 }' "${out}/$1.out"; }
 # The disk of a shared machine makes single database-bound runs swing by a third: runs the
 # measurement ${repeat} times and keeps the run with the median msgs/s as <name>.out.
 run_median() {
@@ -60,7 +61,6 @@ run latency latency --rate "${rate}" --seconds "${seconds}" --batch-size "${batc
 run floor broker-latency --rate "${rate}" --seconds "${seconds}"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-get() { awk -v k="$2" '$1 == "result" && $2 == k { print $3 }' "${out}/$1.out"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
 thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 verdict() { awk "BEGIN { print (($1) ? \"met\" : \"**missed**\") }"; }

@@ -51,17 +51,21 @@ void confirmation_tracker::run() {
 }
 
 void confirmation_tracker::poll_once() {
-  check_receipts();
-  if (!signals_.stop_requested()) resume_stale_signed();
-}
-
-void confirmation_tracker::check_receipts() {
+  // Both questions in one read-only transaction: an idle worker costs the database one per pass.
   std::vector<store::broadcast_transaction> open;
+  std::vector<std::int64_t> stale_signed;
   {
     auto lease = pool_.acquire();
     pqxx::read_transaction tx(*lease);
     open = store::broadcast_withdrawals(tx, config_.chain.name, after_id_, batch, config_.chain.rebroadcast_after);
+    stale_signed =
+        store::stale_signed_withdrawals(tx, config_.chain.name, config_.chain.rebroadcast_after, stale_signed_batch);
   }
+  check_receipts(open);
+  if (!signals_.stop_requested()) resume_stale_signed(stale_signed);
+}
+
+void confirmation_tracker::check_receipts(const std::vector<store::broadcast_transaction>& open) {
   after_id_ = static_cast<int>(open.size()) < batch ? 0 : open.back().id;
   auto& rpc = worker_.rpc();
   for (const auto& w : open) {
@@ -136,13 +140,7 @@ void confirmation_tracker::check_receipts() {
   }
 }
 
-void confirmation_tracker::resume_stale_signed() {
-  std::vector<std::int64_t> ids;
-  {
-    auto lease = pool_.acquire();
-    pqxx::read_transaction tx(*lease);
-    ids = store::stale_signed_withdrawals(tx, config_.chain.name, config_.chain.rebroadcast_after, stale_signed_batch);
-  }
+void confirmation_tracker::resume_stale_signed(const std::vector<std::int64_t>& ids) {
   for (const auto id : ids) {
     if (signals_.stop_requested()) return;
     spdlog::warn("withdrawal {} still signed after {}: sending it", id, format_duration(config_.chain.rebroadcast_after));

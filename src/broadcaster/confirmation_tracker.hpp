@@ -15,11 +15,13 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "broadcaster/health.hpp"
 #include "broadcaster/metrics.hpp"
 #include "broadcaster/processor.hpp"
 #include "broadcaster/settings.hpp"
+#include "broadcaster/withdrawal_store.hpp"
 #include "common/database.hpp"
 #include "common/signals.hpp"
 
@@ -36,8 +38,8 @@ class confirmation_tracker {
   void poll_once();
 
  private:
-  void check_receipts();
-  void resume_stale_signed();
+  void check_receipts(const std::vector<store::broadcast_transaction>& open);
+  void resume_stale_signed(const std::vector<std::int64_t>& ids);
 
   const settings& config_;
   processor& worker_;

@@ -4,14 +4,14 @@
 // configuration or usage.
 
 #include <iostream>
-#include <optional>
-#include <string>
 #include <string_view>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
 #include "broadcaster/settings.hpp"
 #include "broadcaster/worker.hpp"
+#include "common/command_line.hpp"
 #include "common/config.hpp"
 #include "common/logging.hpp"
 #include "common/signals.hpp"
@@ -23,41 +23,22 @@ constexpr std::string_view usage = "usage: broadcaster-worker --config <file.tom
 int main(int argc, char** argv) {
   common::process_signals signals;  // first: every thread started later inherits the signal mask
 
-  std::optional<std::string> config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
-      config_path = std::string(arg.substr(9));
-    } else if (arg == "--check-config") {
-      check_only = true;
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << usage;
-      return 0;
-    } else {
-      std::cerr << "broadcaster-worker: unknown argument \"" << arg << "\"\n" << usage;
-      return common::exit_config_error;
-    }
-  }
-  if (!config_path) {
-    std::cerr << "broadcaster-worker: --config is required\n" << usage;
-    return common::exit_config_error;
-  }
+  const auto parsed = common::parse_daemon_arguments("broadcaster-worker", usage, argc, argv);
+  if (const auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const auto& args = std::get<common::daemon_arguments>(parsed);
 
   try {
-    auto reader = common::config_reader::from_file(*config_path, "BROADCASTER");
+    auto reader = common::config_reader::from_file(args.config_path, "BROADCASTER");
     const broadcaster::settings config = broadcaster::parse_settings(reader);
     reader.reject_unknown_keys();
     const chain::private_key key = broadcaster::load_signing_key();
-    if (check_only) {
-      std::cout << "broadcaster-worker: " << *config_path << " is valid (hot wallet "
+    if (args.check_only) {
+      std::cout << "broadcaster-worker: " << args.config_path << " is valid (hot wallet "
                 << key.address().to_checksum_string() << ")\n";
       return 0;
     }
     common::init_logging("broadcaster-worker", config.log_level);
-    return broadcaster::run_worker(*config_path, config, key, signals);
+    return broadcaster::run_worker(args.config_path, config, key, signals);
   } catch (const common::config_error& e) {
     std::cerr << "broadcaster-worker: " << e.what() << "\n";
     return common::exit_config_error;

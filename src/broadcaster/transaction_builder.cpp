@@ -54,24 +54,23 @@ fee_quote choose_fees(const chain_settings& settings, const fee_market& market) 
 
 chain::signed_transaction build_and_sign(const chain_settings& settings, const payment& what, const fee_quote& fees,
                                          const chain::private_key& key) {
-  if (settings.tx_type == transaction_type::legacy) {
-    chain::legacy_transaction tx;
+  // The fields both transaction types share; the fee fields differ.
+  auto payment_fields = [&](auto tx) {
     tx.chain_id = what.chain_id;
     tx.nonce = what.nonce;
-    tx.gas_price = fees.max_fee_per_gas;
     tx.gas_limit = settings.gas_limit;
     tx.to = what.to;
     tx.value = what.value;
+    return tx;
+  };
+  if (settings.tx_type == transaction_type::legacy) {
+    auto tx = payment_fields(chain::legacy_transaction{});
+    tx.gas_price = fees.max_fee_per_gas;
     return chain::sign(tx, key);
   }
-  chain::eip1559_transaction tx;
-  tx.chain_id = what.chain_id;
-  tx.nonce = what.nonce;
+  auto tx = payment_fields(chain::eip1559_transaction{});
   tx.max_priority_fee_per_gas = fees.max_priority_fee_per_gas;
   tx.max_fee_per_gas = fees.max_fee_per_gas;
-  tx.gas_limit = settings.gas_limit;
-  tx.to = what.to;
-  tx.value = what.value;
   return chain::sign(tx, key);
 }
 

@@ -139,15 +139,6 @@ void kafka_publisher::on_error(rd_kafka_s*, int error_code, const char* reason, 
   spdlog::debug("librdkafka error {}: {}", rd_kafka_err2name(code), reason);
 }
 
-void kafka_publisher::on_log(const rd_kafka_s*, int level, const char* facility, const char* text) {
-  // Configuration warnings matter once at startup; connection chatter only when debugging.
-  if (level <= 4 && std::string_view(facility) == "CONFWARN") {
-    spdlog::warn("librdkafka: {}", text);
-  } else {
-    spdlog::debug("librdkafka {} {}: {}", level, facility, text);
-  }
-}
-
 kafka_publisher::kafka_publisher(const relay_config& config)
     : config_(config), batch_(std::make_unique<batch_state>()) {
   create_producer();
@@ -166,7 +157,7 @@ void kafka_publisher::create_producer() {
   rd_kafka_conf_set_opaque(conf.get(), batch_.get());
   rd_kafka_conf_set_dr_msg_cb(conf.get(), &kafka_publisher::on_delivery);
   rd_kafka_conf_set_error_cb(conf.get(), &kafka_publisher::on_error);
-  rd_kafka_conf_set_log_cb(conf.get(), &kafka_publisher::on_log);
+  common::kafka::log_to_spdlog(conf.get());
   producer_ = common::kafka::make_producer(std::move(conf));
 }
 

@@ -55,7 +55,6 @@ class kafka_publisher final : public publisher {
   // librdkafka callbacks; they run on the relay thread inside rd_kafka_poll()/rd_kafka_flush().
   static void on_delivery(rd_kafka_s* client, const rd_kafka_message_s* message, void* opaque);
   static void on_error(rd_kafka_s* client, int error_code, const char* reason, void* opaque);
-  static void on_log(const rd_kafka_s* client, int level, const char* facility, const char* text);
 
   void create_producer();
   void recreate_if_fatal();

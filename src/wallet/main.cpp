@@ -10,10 +10,11 @@
 #include <iostream>
 #include <memory>
 #include <string>
-#include <vector>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
+#include "common/command_line.hpp"
 #include "common/config.hpp"
 #include "common/database.hpp"
 #include "common/http_server.hpp"
@@ -45,29 +46,12 @@ loaded_config load(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
-  std::string config_path;
-  bool check_only = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--config" && i + 1 < args.size()) {
-      config_path = args[++i];
-    } else if (args[i] == "--check-config") {
-      check_only = true;
-    } else if (args[i] == "--help" || args[i] == "-h") {
-      std::cout << usage;
-      return 0;
-    } else {
-      std::cerr << "wallet-service: unexpected argument \"" << args[i] << "\"\n" << usage;
-      return common::exit_config_error;
-    }
-  }
-  if (config_path.empty()) {
-    std::cerr << "wallet-service: --config is required\n" << usage;
-    return common::exit_config_error;
-  }
+  common::process_signals signals;  // first: every thread started later inherits the signal mask
+  const auto parsed = common::parse_daemon_arguments("wallet-service", usage, argc, argv);
+  if (const auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
+  const auto& [config_path, check_only] = std::get<common::daemon_arguments>(parsed);
 
   common::init_logging("wallet-service", "info");
-  common::process_signals signals;
 
   loaded_config config;
   try {

@@ -122,7 +122,7 @@ TEST_CASE("relay graceful stop: SIGTERM mid-drain exits 0, leaves no locks, a re
   INFO("relay log: " << relay.log_path());
   REQUIRE(relay.wait_ready());
   REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) < 20000; }, 60s, 5ms));
-  const auto backends = relay_itest::database_backends(relay.pid(), db);
+  const auto backends = test_support::database_backends(relay.pid(), db);
   relay.signal(SIGTERM);
   const auto code = relay.wait(15s);  // shutdown_timeout 10 s plus process start-up slack
   REQUIRE(code.has_value());

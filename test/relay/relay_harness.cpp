@@ -150,61 +150,6 @@ delivery_summary summarize(const std::vector<test_support::consumed_message>& me
   return summary;
 }
 
-namespace {
-
-int database_port() {
-  static const std::regex port(R"(://[^/?]*:(\d+)(?:[/?]|$))");
-  const auto url = test_support::require_env("DATABASE_URL");
-  std::smatch match;
-  return std::regex_search(url, match, port) ? std::stoi(match[1].str()) : 5432;
-}
-
-// Local ports of `os_pid`'s TCP sockets connected to `remote_port`, from /proc/<pid>/net/tcp{,6}
-// matched against the socket inodes of /proc/<pid>/fd.
-std::vector<int> local_ports_to(int os_pid, int remote_port) {
-  std::set<std::string> inodes;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(fmt::format("/proc/{}/fd", os_pid), ec)) {
-    std::error_code link_ec;
-    const auto target = std::filesystem::read_symlink(entry.path(), link_ec).string();
-    if (!link_ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
-  }
-  std::vector<int> ports;
-  for (const char* table : {"tcp", "tcp6"}) {
-    std::ifstream in(fmt::format("/proc/{}/net/{}", os_pid, table));
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-      if (!inodes.contains(inode)) continue;
-      const int rport = std::stoi(remote.substr(remote.rfind(':') + 1), nullptr, 16);
-      if (rport == remote_port) ports.push_back(std::stoi(local.substr(local.rfind(':') + 1), nullptr, 16));
-    }
-  }
-  return ports;
-}
-
-}  // namespace
-
-std::vector<int> database_backends(int os_pid, pqxx::connection& db) {
-  const auto ports = local_ports_to(os_pid, database_port());
-  if (ports.empty()) return {};
-  std::string array = "{";
-  for (std::size_t i = 0; i < ports.size(); ++i) array += (i > 0 ? "," : "") + std::to_string(ports[i]);
-  array += "}";
-  pqxx::nontransaction tx(db);
-  std::vector<int> pids;
-  for (const auto& r : tx.exec_params(
-           "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND client_addr IS NOT NULL "
-           "AND host(client_addr) IN ('127.0.0.1', '::1')",
-           array)) {
-    pids.push_back(r[0].as<int>());
-  }
-  return pids;
-}
-
 std::size_t count_lines_containing(const std::string& text, const std::string& needle) {
   auto lower = [](std::string s) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

@@ -100,9 +100,6 @@ struct delivery_summary {
 delivery_summary summarize(const std::vector<test_support::consumed_message>& messages,
                            const std::vector<inserted_row>& expected);
 
-/// PostgreSQL backend pids serving the TCP connections that process `os_pid` has open to the
-/// database port of DATABASE_URL right now (matched by client port in pg_stat_activity).
-std::vector<int> database_backends(int os_pid, pqxx::connection& db);
 
 /// Number of lines of `text` containing `needle` (case-insensitive).
 std::size_t count_lines_containing(const std::string& text, const std::string& needle);

@@ -153,6 +153,11 @@ struct group_description {
 };
 group_description describe_group(const std::string& group, std::chrono::milliseconds timeout = 10s);
 
+/// PostgreSQL backend pids serving the TCP connections that process `os_pid` has open to the
+/// database port of DATABASE_URL right now (its sockets from /proc/<pid>/fd and /proc/<pid>/net,
+/// matched by client port in pg_stat_activity).
+std::vector<int> database_backends(int os_pid, pqxx::connection& db);
+
 /// The value of `sample` in a Prometheus text exposition: a metric name, with its labels exactly as
 /// rendered when it has any (e.g. `x_total` or `x_total{reason="rejected"}`). nullopt when absent.
 std::optional<double> metric_value(std::string_view exposition, std::string_view sample);

@@ -82,13 +82,11 @@ TEST_CASE("connections the server dropped are replaced: the withdrawal succeeds 
   REQUIRE(created == 8);
 
   // What a server restart does to the pool: every backend of this wallet-service is terminated.
-  const auto ports = wallet_test::tcp_local_ports(wallet.process().pid());
   auto admin = schema.connect();
+  const auto backends = test_support::database_backends(wallet.process().pid(), admin);
   pqxx::nontransaction tx(admin);
-  const auto port_array = "{" + fmt::format("{}", fmt::join(ports, ",")) + "}";
-  const auto terminated = tx.exec_params1("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                          "WHERE client_port = ANY($1::int[]) AND pid <> pg_backend_pid()",
-                                          port_array)[0]
+  const auto terminated = tx.exec_params1("SELECT count(pg_terminate_backend(pid)) FROM unnest($1::int[]) AS pid",
+                                          "{" + fmt::format("{}", fmt::join(backends, ",")) + "}")[0]
                               .as<long>();
   REQUIRE(terminated >= 1);
 

@@ -49,29 +49,6 @@ class wallet_process {
   std::uint16_t port_ = 0;
 };
 
-/// Local ports of the TCP sockets process `pid` has open (its side of each connection), from
-/// /proc: pg_stat_activity.client_port names the backends serving them.
-inline std::vector<int> tcp_local_ports(int pid) {
-  std::set<std::string> inodes;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
-    std::error_code ec;
-    const auto target = std::filesystem::read_symlink(entry.path(), ec).string();
-    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
-  }
-  std::vector<int> ports;
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-      if (inodes.contains(inode)) ports.push_back(std::stoi(local.substr(local.find(':') + 1), nullptr, 16));
-    }
-  }
-  return ports;
-}
 
 /// What a refused request must leave untouched.
 struct db_state {
