@@ -52,13 +52,15 @@ runs_of() {
   for ((i = 1; i <= repeat; i++)); do printf '%s%.0f' "$( ((i > 1)) && echo ', ')" "$(get "$1.${i}" msgs_per_s)"; done
 }
 
+# Latency first, on a quiet database: after the 1M-row drains the server is still writing back
+# and vacuuming for a while.
+run latency latency --rate "${rate}" --seconds "${seconds}" --batch-size "${batch}"
+run floor broker-latency --rate "${rate}" --seconds "${seconds}"
 run_median claim claim-ceiling --rows "${rows}" --batch-size "${batch}"
 run produce produce-ceiling --rows "${rows}"
 run publisher publisher-ceiling --rows "${rows}" --batch-size "${batch}"
 run_median drain1 drain --rows "${rows}" --relays 1 --batch-size "${batch}"
 run drain2 drain --rows "${rows}" --relays 2 --batch-size "${batch}"
-run latency latency --rate "${rate}" --seconds "${seconds}" --batch-size "${batch}"
-run floor broker-latency --rate "${rate}" --seconds "${seconds}"
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }

@@ -128,14 +128,19 @@ void migrator::run(const migration& m, bool up, std::optional<std::int64_t> resu
   spdlog::info("migrations: {} {:06}_{}", up ? "applied" : "reverted", m.version, m.name);
 }
 
-std::vector<std::int64_t> migrator::up(std::optional<std::size_t> steps) {
-  ensure_table();
-  lock_guard lock(connection_);
-  const auto current = state();
+migration_state migrator::clean_state() {
+  auto current = state();
   if (current.dirty) {
     throw migration_error(fmt::format("migrations: database is dirty at version {}: fix it by hand, then "
                                       "`walletctl migrate force <version>`", current.version.value_or(-1)));
   }
+  return current;
+}
+
+std::vector<std::int64_t> migrator::up(std::optional<std::size_t> steps) {
+  ensure_table();
+  lock_guard lock(connection_);
+  const auto current = clean_state();
   std::vector<std::int64_t> applied;
   for (const auto& m : migrations_) {
     if (current.version && m.version <= *current.version) continue;
@@ -149,11 +154,7 @@ std::vector<std::int64_t> migrator::up(std::optional<std::size_t> steps) {
 std::vector<std::int64_t> migrator::down(std::size_t steps) {
   ensure_table();
   lock_guard lock(connection_);
-  const auto current = state();
-  if (current.dirty) {
-    throw migration_error(fmt::format("migrations: database is dirty at version {}: fix it by hand, then "
-                                      "`walletctl migrate force <version>`", current.version.value_or(-1)));
-  }
+  const auto current = clean_state();
   std::vector<std::int64_t> reverted;
   if (!current.version) return reverted;
   auto it = std::find_if(migrations_.rbegin(), migrations_.rend(),

@@ -61,6 +61,8 @@ class migrator {
  private:
   class lock_guard;
   void ensure_table();
+  /// state(), refusing a dirty one (a failed migration needs an operator). Call under the lock.
+  migration_state clean_state();
   void run(const migration& m, bool up, std::optional<std::int64_t> resulting_version);
 
   pqxx::connection& connection_;
