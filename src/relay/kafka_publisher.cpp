@@ -55,12 +55,11 @@ std::string kafka_error_reason(int error_code) {
   return reason;
 }
 
-std::vector<std::pair<std::string, std::optional<std::string>>> kafka_headers(const std::string& headers_json,
-                                                                             std::int64_t outbox_id) {
+std::vector<kafka_header> kafka_headers(const std::string& headers_json) {
   const auto object = nlohmann::json::parse(headers_json, nullptr, false);
   if (!object.is_object()) throw std::invalid_argument("headers must be a JSON object, got: " + headers_json);
-  std::vector<std::pair<std::string, std::optional<std::string>>> out;
-  out.reserve(object.size() + 1);
+  std::vector<kafka_header> out;
+  out.reserve(object.size());
   for (const auto& [name, value] : object.items()) {
     if (name == "outbox-id") continue;  // ours is the one consumers deduplicate on
     if (value.is_string()) {
@@ -71,7 +70,6 @@ std::vector<std::pair<std::string, std::optional<std::string>>> kafka_headers(co
       out.emplace_back(name, value.dump());
     }
   }
-  out.emplace_back("outbox-id", std::to_string(outbox_id));
   return out;
 }
 
@@ -194,7 +192,7 @@ void kafka_publisher::send(std::span<const outbox_row> rows, clock_type::time_po
 
     common::kafka::headers headers(rd_kafka_headers_new(8));
     try {
-      for (const auto& [name, value] : kafka_headers(row.headers, row.id)) {
+      for (const auto& [name, value] : headers_of(row.headers)) {
         rd_kafka_header_add(headers.get(), name.data(), static_cast<ssize_t>(name.size()),
                             value ? value->data() : nullptr, value ? static_cast<ssize_t>(value->size()) : 0);
       }
@@ -202,6 +200,8 @@ void kafka_publisher::send(std::span<const outbox_row> rows, clock_type::time_po
       fail(delivery_status::rejected, e.what(), "invalid_headers");
       continue;
     }
+    const auto outbox_id = std::to_string(row.id);  // the header consumers deduplicate on
+    rd_kafka_header_add(headers.get(), "outbox-id", -1, outbox_id.data(), static_cast<ssize_t>(outbox_id.size()));
 
     std::array<rd_kafka_vu_t, 6> fields{};
     std::size_t count = 0;
@@ -274,6 +274,14 @@ std::vector<delivery_result> kafka_publisher::collect(clock_type::time_point dea
   state.open = false;
   recreate_if_fatal();
   return std::exchange(state.results, {});
+}
+
+const std::vector<kafka_header>& kafka_publisher::headers_of(const std::string& headers_json) {
+  if (!last_headers_ || last_headers_->first != headers_json) {
+    auto parsed = kafka_headers(headers_json);  // throws before the cache changes
+    last_headers_.emplace(headers_json, std::move(parsed));
+  }
+  return last_headers_->second;
 }
 
 bool kafka_publisher::reachable(std::chrono::milliseconds timeout) {

@@ -25,12 +25,14 @@ delivery_status classify_kafka_error(int error_code) noexcept;
 /// underscore, e.g. "msg_size_too_large", "msg_timed_out".
 std::string kafka_error_reason(int error_code);
 
-/// The Kafka headers of a row: each member of the row's JSON object (string values as they are,
-/// null as a header without a value, anything else as its JSON text), then `outbox-id` = the row
-/// id in decimal (an `outbox-id` member of the row is dropped). Throws std::invalid_argument when
-/// `headers_json` is not a JSON object.
-std::vector<std::pair<std::string, std::optional<std::string>>> kafka_headers(const std::string& headers_json,
-                                                                             std::int64_t outbox_id);
+/// A Kafka header: name and value (nullopt: a header without a value).
+using kafka_header = std::pair<std::string, std::optional<std::string>>;
+
+/// The Kafka headers of a row's headers column: each member of the JSON object (string values as
+/// they are, null as a header without a value, anything else as its JSON text), except an
+/// `outbox-id` member: the publisher adds its own, the row id in decimal, after them. Throws
+/// std::invalid_argument when `headers_json` is not a JSON object.
+std::vector<kafka_header> kafka_headers(const std::string& headers_json);
 
 class kafka_publisher final : public publisher {
  public:
@@ -58,10 +60,14 @@ class kafka_publisher final : public publisher {
 
   void create_producer();
   void recreate_if_fatal();
+  /// kafka_headers(headers_json), remembered for the next row: rows of one kind mostly carry the
+  /// same headers text.
+  const std::vector<kafka_header>& headers_of(const std::string& headers_json);
 
   relay_config config_;
   common::kafka::handle producer_;
   std::unique_ptr<batch_state> batch_;
+  std::optional<std::pair<std::string, std::vector<kafka_header>>> last_headers_;  // (json, parsed)
 };
 
 }  // namespace relay

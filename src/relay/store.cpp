@@ -27,7 +27,7 @@ constexpr const char* claimable = R"(
 
 const std::string claim_sql = fmt::format(R"(
 SELECT o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts,
-       extract(epoch FROM clock_timestamp() - o.created_at)::float8
+       (extract(epoch FROM clock_timestamp() - o.created_at) * 1000000)::bigint
 FROM outbox_messages o
 WHERE {}
 ORDER BY o.id
@@ -269,7 +269,7 @@ claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limi
     row.payload = pqxx::binarystring(r[3]).str();
     row.headers = r[4].as<std::string>();
     row.attempts = r[5].as<int>();
-    row.age_seconds = r[6].as<double>();
+    row.age_seconds = static_cast<double>(r[6].as<std::int64_t>()) / 1e6;  // an integer parses faster
     rows.push_back(std::move(row));
   }
   return claimed_batch(std::move(tx), std::move(rows), busy);
