@@ -177,15 +177,9 @@ nlohmann::json transaction_by_hash(broadcaster::eth_rpc& node, const std::string
 
 std::string config_path(std::string_view name) { return fmt::format("{}/conf/{}.toml", OUTBOX_SOURCE_DIR, name); }
 
-std::string new_log_path(std::string_view label) {
-  const auto dir = std::filesystem::temp_directory_path() / fmt::format("broadcaster-itest-{}", getpid());
-  std::filesystem::create_directories(dir);
-  return (dir / (test_support::unique_name(label) + ".log")).string();
-}
-
 daemon_process::daemon_process(std::string binary, std::string config, std::map<std::string, std::string> env,
                                std::string label)
-    : log_path_(new_log_path(label)) {
+    : log_path_(test_support::new_log_path(label)) {
   process_ = std::make_unique<test_support::child_process>(
       test_support::bin_path(binary), std::vector<std::string>{"--config", config_path(config)}, std::move(env),
       log_path_);

@@ -61,8 +61,6 @@ nlohmann::json transaction_by_hash(broadcaster::eth_rpc& node, const std::string
 /// <repo>/conf/<name>.toml.
 std::string config_path(std::string_view name);
 
-/// A fresh log path under /tmp/broadcaster-itest-<pid>/ (kept after the test for post-mortems).
-std::string new_log_path(std::string_view label);
 
 /// A daemon (`<build>/bin/<binary> --config <repo>/conf/<config>.toml`) with `env` on top of the
 /// test's environment. SIGKILLed at destruction if still running.

@@ -86,8 +86,8 @@ TEST_CASE("walletctl migrate status|up|down runs against the database", "[migrat
   std::vector<std::string> outputs;
   for (const auto& args : std::vector<std::vector<std::string>>{{"migrate", "up"}, {"migrate", "status"},
                                                                 {"migrate", "down"}, {"migrate", "status"}}) {
-    const auto log = (std::filesystem::temp_directory_path() / (test_support::unique_name("walletctl") + ".log")).string();
-    test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url}}, log);
+    test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url}},
+                                  test_support::new_log_path("walletctl"));
     REQUIRE(p.wait(std::chrono::seconds(30)) == 0);
     outputs.push_back(p.log());
   }

@@ -260,7 +260,7 @@ TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts
 
   // An operator requeues it: back into outbox_messages, gone from the dead letters.
   test_support::child_process requeue(test_support::bin_path("walletctl"), {"dead-letters", "requeue", "--all"},
-                                      {{"DATABASE_URL", schema.url()}}, relay_itest::new_log_path("walletctl"));
+                                      {{"DATABASE_URL", schema.url()}}, test_support::new_log_path("walletctl"));
   const auto code = requeue.wait(30s);
   INFO("walletctl output: " << requeue.log());
   REQUIRE(code.has_value());

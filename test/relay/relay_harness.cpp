@@ -20,12 +20,6 @@ namespace relay_itest {
 
 std::string relay_config_path() { return std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"; }
 
-std::string new_log_path(const std::string& label) {
-  const auto dir = std::filesystem::temp_directory_path() / fmt::format("outbox-relay-itest-{}", getpid());
-  std::filesystem::create_directories(dir);
-  return (dir / (test_support::unique_name(label) + ".log")).string();
-}
-
 std::map<std::string, std::string> relay_environment(const test_support::test_schema& schema) {
   return {
       {"DATABASE_URL", schema.url()},
@@ -39,7 +33,7 @@ std::map<std::string, std::string> relay_environment(const test_support::test_sc
 
 relay_process::relay_process(const test_support::test_schema& schema,
                              const std::map<std::string, std::string>& overrides, std::vector<std::string> args)
-    : log_path_(new_log_path("relay")) {
+    : log_path_(test_support::new_log_path("relay")) {
   auto env = relay_environment(schema);
   for (const auto& [name, value] : overrides) env[name] = value;
   std::vector<std::string> argv{"--config", relay_config_path()};

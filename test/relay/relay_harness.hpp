@@ -59,8 +59,6 @@ std::map<std::string, std::string> relay_environment(const test_support::test_sc
 /// <repo>/conf/relay.toml.
 std::string relay_config_path();
 
-/// A fresh log path under /tmp/outbox-relay-itest-<pid>/ named after `label`.
-std::string new_log_path(const std::string& label);
 
 /// Inserts `count` rows into outbox_messages in ONE statement (one transaction). Row i
 /// (1..count) gets key `key_sql` (an SQL expression over the integer `i`, e.g. "'k' || (i % 200)"

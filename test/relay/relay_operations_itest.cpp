@@ -116,7 +116,7 @@ exit_result run_relay(const test_support::test_schema& schema, std::vector<std::
   auto env = relay_itest::relay_environment(schema);
   for (const auto& [name, value] : overrides) env[name] = value;
   test_support::child_process relay(test_support::bin_path("outbox-relay"), std::move(args), std::move(env),
-                                    relay_itest::new_log_path("relay_config"));
+                                    test_support::new_log_path("relay_config"));
   exit_result result;
   result.code = relay.wait(20s);
   result.output = relay.log();

@@ -39,6 +39,12 @@ std::string unique_name(std::string_view prefix) {
 
 std::string bin_path(std::string_view name) { return fmt::format("{}/{}", OUTBOX_BIN_DIR, name); }
 
+std::string new_log_path(std::string_view label) {
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("outbox-tests-{}", getpid());
+  std::filesystem::create_directories(dir);
+  return (dir / (unique_name(label) + ".log")).string();
+}
+
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout, std::chrono::milliseconds poll) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done()) {
@@ -94,7 +100,8 @@ child_process::child_process(std::string binary, std::vector<std::string> args,
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // Truncated: a file left by an earlier run (process ids recur) must not pass for this one's log.
+  const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error("cannot open " + log_path_);
   pid_ = fork();
   if (pid_ == 0) {

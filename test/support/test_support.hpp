@@ -30,6 +30,10 @@ std::string unique_name(std::string_view prefix);
 /// Path of a daemon binary in build/bin.
 std::string bin_path(std::string_view name);
 
+/// A fresh path for a child process's log: /tmp/outbox-tests-<pid>/<label>_<pid>_<n>.log (kept after
+/// the test for post-mortems).
+std::string new_log_path(std::string_view label);
+
 /// Polls `done` every `poll` until it returns true or `timeout` passes; returns its last answer.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 50ms);

@@ -230,7 +230,7 @@ TEST_CASE("SIGTERM stops accepting, finishes the request in flight and exits 0",
 TEST_CASE("configuration errors exit with code 2 naming the key", "[wallet][service]") {
   auto run = [](std::vector<std::string> args, std::map<std::string, std::string> env) {
     test_support::child_process p(test_support::bin_path("wallet-service"), std::move(args), std::move(env),
-                                  wallet_test::log_path("wallet_config"));
+                                  test_support::new_log_path("wallet_config"));
     const auto code = p.wait(30s);
     return std::make_pair(code, p.log());
   };

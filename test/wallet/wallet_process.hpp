@@ -22,10 +22,6 @@ namespace wallet_test {
 
 using namespace std::chrono_literals;
 
-inline std::string log_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / (test_support::unique_name(name) + ".log")).string();
-}
-
 class wallet_process {
  public:
   /// Starts wallet-service against `database_url` with `env` added, and waits for its port.
@@ -36,7 +32,7 @@ class wallet_process {
     env.emplace("WALLET_LOG_LEVEL", "info");
     process_ = std::make_unique<test_support::child_process>(test_support::bin_path("wallet-service"),
                                                              std::vector<std::string>{"--config", config}, env,
-                                                             log_path("wallet"));
+                                                             test_support::new_log_path("wallet"));
     port_ = test_support::wait_for_http_port(*process_);
   }
 
