@@ -190,7 +190,7 @@ TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's fir
 }
 
 // Pins: an oversized record retried forever blocks everything behind it (no dead-letter state), or
-// a later row of its key overtakes it.
+// a later row of its key overtakes it (also one claimed ahead in the backlog pipeline).
 TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows",
           "[relay][integration][poison]") {
   test_support::test_schema schema;
@@ -212,7 +212,11 @@ TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts
   const auto after_poison = relay_itest::insert_rows(db, topic, 300, "'k' || (i % 10)", 301);
   rows.insert(rows.end(), after_poison.begin(), after_poison.end());
 
-  relay_process relay(schema, {{"RELAY_OUTBOX_MAX_ATTEMPTS", "3"}, {"RELAY_OUTBOX_RETRY_BACKOFF", "100ms"}});
+  // Batches of 100: the poison row's batch is full, so the relay claims the next one (with later
+  // rows of k3) while the poison row is being refused; that batch must go back unsent.
+  relay_process relay(schema, {{"RELAY_OUTBOX_MAX_ATTEMPTS", "3"},
+                               {"RELAY_OUTBOX_RETRY_BACKOFF", "100ms"},
+                               {"RELAY_OUTBOX_BATCH_SIZE", "100"}});
   INFO("relay log: " << relay.log_path());
   REQUIRE(relay.wait_ready());
   REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) == 0 && relay_itest::dead_letter_rows(db) == 1; },

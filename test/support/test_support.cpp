@@ -214,14 +214,15 @@ std::vector<consumed_message> read_topic(const std::string& topic, std::size_t c
   return out;
 }
 
-void create_topic(const std::string& topic, int partitions, const std::map<std::string, std::string>& topic_config) {
-  common::kafka::kafka_config config;
-  config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
-  auto admin = common::kafka::make_producer(common::kafka::make_conf(config, {}));
+namespace {
+
+// One CreateTopics request; "" on success (or when the topic exists), else the broker's answer.
+std::string try_create_topic(rd_kafka_t* admin, const std::string& topic, int partitions,
+                             const std::map<std::string, std::string>& topic_config) {
   rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, nullptr, 0);
   for (const auto& [name, value] : topic_config) rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin.get());
-  rd_kafka_CreateTopics(admin.get(), &new_topic, 1, nullptr, queue);
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
+  rd_kafka_CreateTopics(admin, &new_topic, 1, nullptr, queue);
   rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 15000);
   std::string error;
   if (event == nullptr) {
@@ -233,10 +234,26 @@ void create_topic(const std::string& topic, int partitions, const std::map<std::
         rd_kafka_topic_result_error(topics[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
       error = rd_kafka_topic_result_error_string(topics[0]);
     }
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = rd_kafka_event_error_string(event);
   }
   if (event != nullptr) rd_kafka_event_destroy(event);
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy(new_topic);
+  return error;
+}
+
+}  // namespace
+
+void create_topic(const std::string& topic, int partitions, const std::map<std::string, std::string>& topic_config) {
+  common::kafka::kafka_config config;
+  config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
+  auto admin = common::kafka::make_producer(common::kafka::make_conf(config, {}));
+  // A broker that has just started answers Metadata before its controller takes CreateTopics:
+  // retried for a while, the last answer is the error.
+  std::string error;
+  wait_until([&] { return (error = try_create_topic(admin.get(), topic, partitions, topic_config)).empty(); },
+             std::chrono::seconds(30), std::chrono::milliseconds(250));
   if (!error.empty()) throw std::runtime_error(fmt::format("create topic {}: {}", topic, error));
 }
 
