@@ -40,8 +40,7 @@ void require_name(const std::string& value, std::string_view key) {
 
 settings parse_settings(common::config_reader& reader) {
   settings s;
-  s.log_level = reader.get_choice("log.level", s.log_level,
-                                  {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  s.log_level = reader.get_log_level(s.log_level);
   s.database = common::parse_database_config(reader, "broadcaster-worker");
 
   s.source = reader.get_choice("source.mode", "events", {"events", "db-poll"}) == "db-poll" ? source_mode::db_poll

@@ -61,8 +61,7 @@ void reload(const std::filesystem::path& config_path) {
   common::systemd::notify_reloading();
   try {
     auto reader = common::config_reader::from_file(config_path, "BROADCASTER");
-    const auto level =
-        reader.get_choice("log.level", "info", {"trace", "debug", "info", "warn", "error", "critical", "off"});
+    const auto level = reader.get_log_level("info");
     common::set_log_level(level);
     spdlog::info("reloaded {}: log level {}", config_path.string(), level);
   } catch (const std::exception& e) {

@@ -162,6 +162,10 @@ std::chrono::milliseconds config_reader::get_duration(std::string_view key, std:
   return value;
 }
 
+std::string config_reader::get_log_level(std::string_view fallback) {
+  return get_choice("log.level", fallback, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+}
+
 std::string config_reader::get_choice(std::string_view key, std::string_view fallback,
                                       std::initializer_list<std::string_view> allowed, aliases env_aliases) {
   auto raw = lookup(key, env_aliases);

@@ -94,6 +94,8 @@ class config_reader {
   /// One of `allowed` (e.g. "kafka" | "redis").
   std::string get_choice(std::string_view key, std::string_view fallback,
                          std::initializer_list<std::string_view> allowed, aliases env_aliases = {});
+  /// log.level: one of spdlog's level names (trace, debug, info, warn, error, critical, off).
+  std::string get_log_level(std::string_view fallback);
   std::vector<std::string> get_string_list(std::string_view key, std::vector<std::string> fallback);
   /// A table of free-form string properties passed through as they are (e.g. [kafka.properties]).
   /// Environment: PREFIX_KAFKA_PROPERTIES="k1=v1;k2=v2" replaces entries of the same name.

@@ -61,8 +61,7 @@ void check_order(std::chrono::milliseconds low, std::chrono::milliseconds high, 
 
 relay_config parse_config(common::config_reader& reader) {
   relay_config config;
-  config.log_level = reader.get_choice("log.level", config.log_level,
-                                       {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  config.log_level = reader.get_log_level(config.log_level);
   config.database = common::parse_database_config(reader, "outbox-relay");
   config.mq = reader.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis"
                   ? mq_type::redis

@@ -248,10 +248,6 @@ void kafka_publisher::send(std::span<const outbox_row> rows, clock_type::time_po
 std::vector<delivery_result> kafka_publisher::collect(clock_type::time_point deadline,
                                                       const std::function<bool()>& keep_waiting) {
   auto& state = *batch_;
-  struct close_batch {
-    batch_state& state;
-    ~close_batch() { state.open = false; }
-  } closing{state};
   // flush(), unlike poll(), sends what is still queued at once instead of after linger.ms.
   // poll_ms() slices of at most 100 ms keep the stop request (keep_waiting) responsive.
   while (state.outstanding > 0 && clock_type::now() < deadline && keep_waiting()) {

@@ -63,8 +63,7 @@ chain_rules make_chain_rules(std::string name, unsigned decimals, const std::opt
 service_config parse_config(common::config_reader& reader) {
   using namespace std::chrono_literals;
   service_config config;
-  config.log_level = reader.get_choice("log.level", config.log_level,
-                                       {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  config.log_level = reader.get_log_level(config.log_level);
 
   config.database = common::parse_database_config(reader, "wallet-service");
   config.pool_size = static_cast<std::size_t>(reader.get_int("database.pool_size", 16, 1, 1000));
