@@ -1,0 +1,90 @@
+// Migration 000002 (withdrawal_transactions, cancel requests): applied over data written by 000001,
+// reverted and applied again.
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <pqxx/pqxx>
+
+#include "common/migrate.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+// A schema without migrations, dropped at the end.
+struct bare_schema {
+  bare_schema() : base(test_support::require_env("DATABASE_URL")), name(test_support::unique_name("m2")) {
+    pqxx::connection admin(base);
+    pqxx::nontransaction(admin).exec0("CREATE SCHEMA " + name);
+    url = base + "?options=-csearch_path%3D" + name;
+  }
+  ~bare_schema() {
+    pqxx::connection admin(base);
+    pqxx::nontransaction(admin).exec0("DROP SCHEMA " + name + " CASCADE");
+  }
+  std::string base, name, url;
+};
+
+constexpr const char* hash_a = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+constexpr const char* hash_b = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+}  // namespace
+
+TEST_CASE("migration 000002: versions of existing withdrawals are copied, and only live hashes must be unique",
+          "[migrate][broadcaster]") {
+  bare_schema schema;
+  pqxx::connection db(schema.url);
+  common::migrator migrator(db, common::default_migrations_dir());
+  REQUIRE(migrator.up(1) == std::vector<std::int64_t>{1});
+  {
+    pqxx::work tx(db);
+    tx.exec0("INSERT INTO accounts (user_id, balance) VALUES (1, 10)");
+    // A signed (maybe sent) withdrawal, a failed one, and a pending one.
+    tx.exec0(fmt::format(
+        "INSERT INTO withdrawals (user_id, chain, to_address, amount, status, from_address, nonce, tx_hash, raw_tx, "
+        "signed_at) VALUES (1, 'eth', '0x01', 1, 'signed', '0xF', 7, '{}', '\\x01', now())",
+        hash_a));
+    tx.exec0(fmt::format(
+        "INSERT INTO withdrawals (user_id, chain, to_address, amount, status, from_address, nonce, tx_hash, raw_tx, "
+        "signed_at, failed_at) VALUES (1, 'eth', '0x01', 1, 'failed', '0xF', 8, '{}', '\\x02', now(), now())",
+        hash_b));
+    tx.exec0("INSERT INTO withdrawals (user_id, chain, to_address, amount) VALUES (1, 'eth', '0x01', 1)");
+    tx.commit();
+  }
+  REQUIRE(migrator.up() == std::vector<std::int64_t>{2});
+
+  pqxx::work tx(db);
+  const auto versions = tx.exec(
+      "SELECT w.status, t.kind, t.nonce, t.sent_at IS NOT NULL, t.discarded_at IS NOT NULL FROM withdrawal_transactions t"
+      " JOIN withdrawals w ON w.id = t.withdrawal_id ORDER BY t.nonce");
+  REQUIRE(versions.size() == 2);
+  // Whether the signed one was sent is unknown: it counts as sent, so its nonce is never released.
+  CHECK(versions[0][0].as<std::string>() == "signed");
+  CHECK(versions[0][1].as<std::string>() == "payment");
+  CHECK(versions[0][2].as<int>() == 7);
+  CHECK(versions[0][3].as<bool>());
+  CHECK_FALSE(versions[0][4].as<bool>());
+  CHECK(versions[1][0].as<std::string>() == "failed");
+  CHECK(versions[1][4].as<bool>());
+
+  // The failed withdrawal's hash may come back on a live one (an identical payout retried) ...
+  tx.exec0(fmt::format(
+      "INSERT INTO withdrawals (user_id, chain, to_address, amount, status, from_address, nonce, tx_hash, raw_tx) "
+      "VALUES (1, 'eth', '0x01', 1, 'signed', '0xF', 8, '{}', '\\x02')",
+      hash_b));
+  tx.exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx) "
+                       "SELECT max(id), 'payment', 8, '{}', '\\x02' FROM withdrawals",
+                       hash_b));
+  // ... but two live ones never share one.
+  tx.exec0("SAVEPOINT s");
+  CHECK_THROWS_AS(tx.exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, "
+                                       "raw_tx) SELECT min(id), 'payment', 7, '{}', '\\x01' FROM withdrawals",
+                                       hash_a)),
+                  pqxx::unique_violation);
+  tx.exec0("ROLLBACK TO SAVEPOINT s");
+  // A cancel request names who asked.
+  CHECK_THROWS_AS(tx.exec0("UPDATE withdrawals SET cancel_requested_at = now()"), pqxx::check_violation);
+  tx.abort();
+
+  CHECK(migrator.down(1) == std::vector<std::int64_t>{2});
+  CHECK(migrator.up() == std::vector<std::int64_t>{2});
+}
