@@ -74,17 +74,26 @@ TEST_CASE("migration 000002: versions of existing withdrawals are copied, and on
   tx.exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx) "
                        "SELECT max(id), 'payment', 8, '{}', '\\x02' FROM withdrawals",
                        hash_b));
+  tx.commit();
   // ... but two live ones never share one.
-  tx.exec0("SAVEPOINT s");
-  CHECK_THROWS_AS(tx.exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, "
-                                       "raw_tx) SELECT min(id), 'payment', 7, '{}', '\\x01' FROM withdrawals",
-                                       hash_a)),
+  CHECK_THROWS_AS(pqxx::work(db).exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, "
+                                                   "tx_hash, raw_tx) SELECT min(id), 'payment', 7, '{}', '\\x01' "
+                                                   "FROM withdrawals",
+                                                   hash_a)),
                   pqxx::unique_violation);
-  tx.exec0("ROLLBACK TO SAVEPOINT s");
   // A cancel request names who asked.
-  CHECK_THROWS_AS(tx.exec0("UPDATE withdrawals SET cancel_requested_at = now()"), pqxx::check_violation);
-  tx.abort();
+  CHECK_THROWS_AS(pqxx::work(db).exec0("UPDATE withdrawals SET cancel_requested_at = now()"), pqxx::check_violation);
 
+  // Reverting cannot hold a failed and a live withdrawal with one hash: it fails and changes nothing.
+  CHECK_THROWS(migrator.down(1));
+  CHECK(migrator.state().version == 2);
+  CHECK_FALSE(migrator.state().dirty);
+  {
+    pqxx::work cleanup(db);
+    cleanup.exec0("DELETE FROM withdrawal_transactions WHERE withdrawal_id = (SELECT max(id) FROM withdrawals)");
+    cleanup.exec0("DELETE FROM withdrawals WHERE id = (SELECT max(id) FROM withdrawals)");
+    cleanup.commit();
+  }
   CHECK(migrator.down(1) == std::vector<std::int64_t>{2});
   CHECK(migrator.up() == std::vector<std::int64_t>{2});
 }
