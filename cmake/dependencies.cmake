@@ -13,6 +13,9 @@ pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(SECP256K1 REQUIRED IMPORTED_TARGET libsecp256k1)
 pkg_check_modules(CRYPTOPP REQUIRED IMPORTED_TARGET libcrypto++)
+# gRPC for wallet-service: protobuf-compiler, protobuf-compiler-grpc, libgrpc++-dev, libprotobuf-dev.
+find_package(Protobuf 3.12 REQUIRED)
+find_package(gRPC CONFIG REQUIRED)             # gRPC::grpc++, gRPC::grpc++_reflection, gRPC::grpc_cpp_plugin
 if(OUTBOX_BUILD_TESTS)
   find_package(Catch2 2.13 REQUIRED)
   include(Catch)

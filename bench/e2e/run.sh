@@ -93,7 +93,7 @@ declare -A PORT
 start_daemon() {
   local name=$1 mode=${2:-events}
   case "${name}" in
-    wallet-service) stack_start "${name}" WALLET_HTTP_PORT=0 -- wallet-service --config conf/wallet.toml ;;
+    wallet-service) stack_start "${name}" WALLET_HTTP_PORT=0 WALLET_GRPC_PORT=0 -- wallet-service --config conf/wallet.toml ;;
     outbox-relay) stack_start "${name}" RELAY_HTTP_PORT=0 -- outbox-relay --config conf/relay.toml ;;
     broadcaster-worker)
       # A group of our own that starts at the topic's end; a DLQ of our own.

@@ -61,7 +61,7 @@ psql "${url}" -XqAt -v ON_ERROR_STOP=1 \
   -c "ANALYZE" >/dev/null
 
 log "starting wallet-service (conf/wallet.toml, pool and threads as configured)"
-DATABASE_URL="${url}" WALLET_HTTP_PORT=0 WALLET_LOG_LEVEL=info \
+DATABASE_URL="${url}" WALLET_HTTP_PORT=0 WALLET_GRPC_PORT=0 WALLET_LOG_LEVEL=info \
   "${build}/bin/wallet-service" --config "${root}/conf/wallet.toml" >"${out}/wallet-service.log" 2>&1 &
 wallet_pid=$!
 port=""

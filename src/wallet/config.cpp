@@ -28,6 +28,19 @@ bool valid_chain_name(const std::string& name) {
   });
 }
 
+// An IP address to bind (not a host name: binding must not depend on DNS).
+std::string ip_address(common::config_reader& reader, const std::string& key, const std::string& fallback) {
+  auto value = reader.get_string(key, fallback);
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(value, ec);
+  if (ec) {
+    throw common::config_error(key, fmt::format("{} must be an IP address such as \"127.0.0.1\" or \"::1\", got "
+                                                "\"{}\"",
+                                                key, value));
+  }
+  return value;
+}
+
 }  // namespace
 
 chain_rules make_chain_rules(std::string name, unsigned decimals, const std::optional<std::string>& max_amount) {
@@ -71,14 +84,7 @@ service_config parse_config(common::config_reader& reader) {
   config.statement_timeout = reader.get_duration("database.statement_timeout", config.statement_timeout, 100ms, 1h);
   config.max_attempts = static_cast<int>(reader.get_int("database.max_attempts", config.max_attempts, 1, 100));
 
-  config.http.bind_address = reader.get_string("http.listen", "127.0.0.1");
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(config.http.bind_address, ec);
-  if (ec) {
-    throw common::config_error("http.listen", fmt::format("http.listen must be an IP address such as \"127.0.0.1\" "
-                                                          "or \"::1\", got \"{}\"",
-                                                          config.http.bind_address));
-  }
+  config.http.bind_address = ip_address(reader, "http.listen", "127.0.0.1");
   config.http.port = static_cast<std::uint16_t>(reader.get_int("http.port", 8080, 0, 65535));
   // Handlers block on the database: one I/O thread per pooled connection keeps both busy.
   config.http.threads = static_cast<std::size_t>(
@@ -88,10 +94,22 @@ service_config parse_config(common::config_reader& reader) {
   config.http.body_limit = 64 * 1024;
   config.shutdown_timeout = reader.get_duration("http.shutdown_timeout", config.shutdown_timeout, 0ms, 10min);
 
+  config.grpc.enabled = reader.get_bool("grpc.enabled", config.grpc.enabled);
+  config.grpc.listen = ip_address(reader, "grpc.listen", config.grpc.listen);
+  config.grpc.port = static_cast<std::uint16_t>(reader.get_int("grpc.port", config.grpc.port, 0, 65535));
+  if (config.grpc.enabled && config.grpc.port != 0 && config.grpc.port == config.http.port &&
+      config.grpc.listen == config.http.bind_address) {
+    throw common::config_error("grpc.port", fmt::format("grpc.port {} is also http.port: give gRPC a port of its own "
+                                                        "(9090 by default)",
+                                                        config.grpc.port));
+  }
+
   config.enable_deposits = reader.get_bool("api.enable_deposits", false);
+  config.require_idempotency_key = reader.get_bool("api.require_idempotency_key", false);
 
   const auto tokens_file = reader.get_string("auth.tokens_file", "");
   if (!tokens_file.empty()) config.tokens_file = tokens_file;
+  config.auth_disabled = reader.get_bool("auth.disabled", false);
 
   const auto chain_names = reader.table_names("chains");
   if (chain_names.empty()) {

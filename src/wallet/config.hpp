@@ -34,11 +34,22 @@ using chain_map = std::map<std::string, chain_rules, std::less<>>;
 /// common::config_error naming chains.<name>.* when they are out of range.
 chain_rules make_chain_rules(std::string name, unsigned decimals, const std::optional<std::string>& max_amount);
 
+/// The gRPC listener ([grpc]).
+struct grpc_config {
+  bool enabled = true;
+  std::string listen = "127.0.0.1";
+  /// 0 picks a free port (logged as "listening on grpc://<addr>:<port>").
+  std::uint16_t port = 9090;
+  /// Largest request message; larger ones are refused with RESOURCE_EXHAUSTED.
+  std::size_t max_receive_bytes = 16 * 1024;
+};
+
 struct service_config {
   std::string log_level = "info";
   /// listen, port (WALLET_HTTP_PORT; 0 = ephemeral), threads (default: pool_size), timeouts.
   common::http::server_config http;
-  /// How long SIGTERM waits for in-flight requests before cutting connections.
+  grpc_config grpc;
+  /// How long SIGTERM waits for in-flight requests (HTTP and gRPC) before cutting connections.
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
 
   common::database_config database;
@@ -52,9 +63,14 @@ struct service_config {
 
   /// POST /v1/accounts/{user_id}/deposits answers only when true (demos and tests).
   bool enable_deposits = false;
-  /// auth.tokens_file: SHA-256 digests of the accepted bearer tokens. When unset, the systemd
-  /// credential "api-tokens" is used if present; with neither, no token is required.
+  /// api.require_idempotency_key: withdrawals and deposits without a key are refused (400
+  /// missing_idempotency_key / INVALID_ARGUMENT), so no retry can move money twice.
+  bool require_idempotency_key = false;
+  /// auth.tokens_file: the accepted bearer tokens (see auth.hpp). When unset, the systemd
+  /// credential "api-tokens" is used if present; with neither, the service refuses to start
+  /// unless auth.disabled is true.
   std::optional<std::filesystem::path> tokens_file;
+  bool auth_disabled = false;
 
   chain_map chains;
 };

@@ -1,5 +1,5 @@
-// wallet-service: the HTTP JSON API that debits an account, records the withdrawal and writes
-// its WithdrawalCreated event to the outbox, all in one PostgreSQL transaction.
+// wallet-service: the HTTP JSON and gRPC APIs that debit an account, record the withdrawal and
+// write its WithdrawalCreated event to the outbox, all in one PostgreSQL transaction.
 //
 //   wallet-service --config conf/wallet.toml [--check-config]
 //
@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <variant>
 
 #include <spdlog/spdlog.h>
@@ -24,6 +25,8 @@
 #include "wallet/api.hpp"
 #include "wallet/auth.hpp"
 #include "wallet/config.hpp"
+#include "wallet/grpc_api.hpp"
+#include "wallet/operations.hpp"
 #include "wallet/store.hpp"
 
 namespace {
@@ -39,7 +42,7 @@ loaded_config load(const std::string& path) {
   auto reader = common::config_reader::from_file(path, "WALLET");
   loaded_config out{wallet::parse_config(reader), nullptr};
   reader.reject_unknown_keys();
-  out.tokens = wallet::load_tokens(out.service.tokens_file);
+  out.tokens = wallet::load_tokens(out.service.tokens_file, out.service.auth_disabled);
   return out;
 }
 
@@ -73,14 +76,19 @@ int main(int argc, char** argv) {
     wallet::store store(pool, cfg.max_attempts);
     wallet::health_probe health(cfg.database, cfg.statement_timeout);
     auto registry = std::make_shared<prometheus::Registry>();
-    wallet::api api(cfg, store, pool, health, config.tokens, registry);
+    wallet::operations operations(cfg, store, config.tokens, *registry);
+    wallet::api api(operations, pool, health, registry);
 
     common::http::server server(cfg.http, [&api](const common::http::request& request) { return api.handle(request); });
     server.start();
-    spdlog::info("wallet-service: database {}, pool {} connections, {} HTTP threads, deposits {}, authentication {}",
+    wallet::grpc_api grpc(cfg.grpc, operations, health, *registry);
+    if (cfg.grpc.enabled) grpc.start();
+    spdlog::info("wallet-service: database {}, pool {} connections, {} HTTP threads, gRPC {}, deposits {}, "
+                 "idempotency keys {}, authentication {}",
                  common::redacted_url(cfg.database.url), cfg.pool_size, cfg.http.threads,
-                 cfg.enable_deposits ? "on" : "off",
-                 config.tokens ? fmt::format("on ({} tokens)", config.tokens->size()) : "off");
+                 cfg.grpc.enabled ? "on" : "off", cfg.enable_deposits ? "on" : "off",
+                 cfg.require_idempotency_key ? "required" : "optional",
+                 config.tokens ? fmt::format("on ({} tokens)", config.tokens->size()) : "off (auth.disabled)");
 
     // Ready once the database answered: until then requests get 503 and systemd waits.
     bool ready = false;
@@ -106,7 +114,7 @@ int main(int argc, char** argv) {
         try {
           auto reloaded = load(config_path);
           common::set_log_level(reloaded.service.log_level);
-          api.set_tokens(reloaded.tokens);
+          operations.set_tokens(reloaded.tokens);
           spdlog::info("reloaded log.level and the API tokens ({}); other settings need a restart",
                        reloaded.tokens ? std::to_string(reloaded.tokens->size()) : "authentication off");
         } catch (const common::config_error& e) {
@@ -121,7 +129,10 @@ int main(int argc, char** argv) {
 
     common::systemd::notify_stopping();
     spdlog::info("stopping: finishing in-flight requests (up to {} ms)", cfg.shutdown_timeout.count());
+    // Both listeners close at once and share the deadline.
+    std::thread grpc_stop([&] { grpc.stop(cfg.shutdown_timeout); });
     server.drain(cfg.shutdown_timeout);
+    grpc_stop.join();
     spdlog::info("stopped");
     return 0;
   } catch (const std::exception& e) {

@@ -96,7 +96,7 @@ std::optional<api_error> check_fields(const json& object, std::initializer_list<
 
 // Amounts must be JSON strings: a JSON number goes through binary floating point in most
 // clients, and 0.1 + 0.2 is not 0.3 there.
-parsed<std::string> parse_amount(const json& value, unsigned decimals, const chain::uint256& maximum) {
+parsed<std::string> amount_text(const json& value) {
   if (value.is_number()) {
     return bad_request("invalid_type", "amount must be a decimal string such as \"1.25\", not a JSON number: "
                                        "numbers lose precision in transit; quote the amount");
@@ -105,7 +105,10 @@ parsed<std::string> parse_amount(const json& value, unsigned decimals, const cha
     return bad_request("invalid_type",
                        fmt::format("amount must be a decimal string such as \"1.25\", got {}", type_name(value)));
   }
-  const auto& text = value.get_ref<const std::string&>();
+  return value.get<std::string>();
+}
+
+parsed<std::string> check_amount(std::string_view text, unsigned decimals, const chain::uint256& maximum) {
   auto units = chain::parse_units(text, decimals, maximum);
   if (!units) return bad_request("invalid_amount", units.message);
   if (units.value == 0) return bad_request("invalid_amount", "amount must be greater than zero");
@@ -132,7 +135,7 @@ bool is_lower_hex(std::string_view text) {
 
 }  // namespace
 
-parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const chain_map& chains) {
+parsed<withdrawal_fields> parse_withdrawal_json(std::string_view body) {
   static constexpr std::string_view example =
       R"({"user_id": 42, "to_address": "0x…", "amount": "1.25", "chain": "eth"})";
   auto document = parse_object(body, example);
@@ -140,15 +143,17 @@ parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const
   const auto& object = std::get<json>(document);
   if (auto error = check_fields(object, {"user_id", "to_address", "amount", "chain"}, "a withdrawal")) return *error;
 
-  withdrawal_request request;
+  withdrawal_fields fields;
   const auto& user_id = object.at("user_id");
-  if (user_id.is_number_unsigned() || (user_id.is_number_integer() && user_id.get<std::int64_t>() > 0)) {
+  if (user_id.is_number_unsigned()) {
     const auto value = user_id.get<std::uint64_t>();
-    if (value == 0 || value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    if (value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return bad_request("invalid_type", fmt::format("user_id must be a positive integer up to {}, got {}",
                                                      std::numeric_limits<std::int64_t>::max(), value));
     }
-    request.user_id = static_cast<std::int64_t>(value);
+    fields.user_id = static_cast<std::int64_t>(value);
+  } else if (user_id.is_number_integer()) {
+    fields.user_id = user_id.get<std::int64_t>();
   } else {
     return bad_request("invalid_type", fmt::format("user_id must be a positive integer such as 42, got {}",
                                                    user_id.is_number() ? user_id.dump() : type_name(user_id)));
@@ -159,14 +164,7 @@ parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const
     return bad_request("invalid_type", fmt::format("chain must be a string such as \"eth\", got {}",
                                                    type_name(chain_value)));
   }
-  request.chain = chain_value.get<std::string>();
-  const auto rules = chains.find(request.chain);
-  if (rules == chains.end()) {
-    std::vector<std::string> known;
-    for (const auto& [name, r] : chains) known.push_back(name);
-    return bad_request("unknown_chain", fmt::format("chain \"{}\" is not supported; use one of: {}", request.chain,
-                                                    fmt::join(known, ", ")));
-  }
+  fields.chain = chain_value.get<std::string>();
 
   const auto& address_value = object.at("to_address");
   if (!address_value.is_string()) {
@@ -174,7 +172,32 @@ parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const
                                                    "got {}",
                                                    type_name(address_value)));
   }
-  request.to_address = address_value.get<std::string>();
+  fields.to_address = address_value.get<std::string>();
+
+  auto amount = amount_text(object.at("amount"));
+  if (auto* error = std::get_if<api_error>(&amount)) return std::move(*error);
+  fields.amount = std::move(std::get<std::string>(amount));
+  return fields;
+}
+
+parsed<withdrawal_request> validate_withdrawal(const withdrawal_fields& fields, const chain_map& chains) {
+  withdrawal_request request;
+  if (fields.user_id <= 0) {
+    return bad_request("invalid_type", fmt::format("user_id must be a positive integer such as 42, got {}",
+                                                   fields.user_id));
+  }
+  request.user_id = fields.user_id;
+
+  const auto rules = chains.find(fields.chain);
+  if (rules == chains.end()) {
+    std::vector<std::string> known;
+    for (const auto& [name, r] : chains) known.push_back(name);
+    return bad_request("unknown_chain", fmt::format("chain \"{}\" is not supported; use one of: {}", fields.chain,
+                                                    fmt::join(known, ", ")));
+  }
+  request.chain = fields.chain;
+
+  request.to_address = fields.to_address;
   std::string address_error;
   const auto address = chain::address::parse(request.to_address, &address_error, "to_address");
   if (!address) return bad_request("invalid_address", address_error);
@@ -182,18 +205,39 @@ parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const
     return bad_request("invalid_address", "to_address must not be the zero address: funds sent there are lost");
   }
 
-  auto amount = parse_amount(object.at("amount"), rules->second.decimals, rules->second.max_amount);
+  auto amount = check_amount(fields.amount, rules->second.decimals, rules->second.max_amount);
   if (auto* error = std::get_if<api_error>(&amount)) return std::move(*error);
   request.amount = std::move(std::get<std::string>(amount));
   return request;
 }
 
-parsed<std::string> parse_deposit_request(std::string_view body) {
+parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const chain_map& chains) {
+  auto fields = parse_withdrawal_json(body);
+  if (auto* error = std::get_if<api_error>(&fields)) return std::move(*error);
+  return validate_withdrawal(std::get<withdrawal_fields>(fields), chains);
+}
+
+parsed<std::string> parse_deposit_json(std::string_view body) {
   auto document = parse_object(body, R"({"amount": "10"})");
   if (auto* error = std::get_if<api_error>(&document)) return std::move(*error);
   const auto& object = std::get<json>(document);
   if (auto error = check_fields(object, {"amount"}, "a deposit")) return *error;
-  return parse_amount(object.at("amount"), balance_decimals, std::numeric_limits<chain::uint256>::max());
+  return amount_text(object.at("amount"));
+}
+
+parsed<std::string> validate_deposit_amount(std::string_view amount) {
+  return check_amount(amount, balance_decimals, std::numeric_limits<chain::uint256>::max());
+}
+
+parsed<std::string> parse_deposit_request(std::string_view body) {
+  auto text = parse_deposit_json(body);
+  if (auto* error = std::get_if<api_error>(&text)) return std::move(*error);
+  return validate_deposit_amount(std::get<std::string>(text));
+}
+
+std::string deposit_digest(std::int64_t user_id, const std::string& canonical_amount) {
+  const json canonical = {{"user_id", user_id}, {"amount", canonical_amount}};
+  return sha256_hex(canonical.dump());
 }
 
 std::string request_digest(const withdrawal_request& request) {

@@ -25,7 +25,16 @@ struct api_error {
 template <class T>
 using parsed = std::variant<T, api_error>;
 
-/// A validated POST /v1/withdrawals body.
+/// A withdrawal's fields as a transport delivered them (JSON body, protobuf message), after the
+/// transport's own checks (presence, JSON types) and before the shared validation.
+struct withdrawal_fields {
+  std::int64_t user_id = 0;
+  std::string to_address;
+  std::string amount;  // the decimal text as sent
+  std::string chain;
+};
+
+/// A validated withdrawal: what validate_withdrawal() makes of withdrawal_fields.
 struct withdrawal_request {
   std::int64_t user_id = 0;  // > 0
   std::string to_address;    // as the client sent it (checked: 0x + 40 hex, EIP-55 if mixed-case, not zero)
@@ -33,14 +42,29 @@ struct withdrawal_request {
   std::string chain;         // a configured chain name
 };
 
-/// Parses {"user_id", "to_address", "amount", "chain"} strictly: exactly these fields, no
-/// duplicates, user_id a positive integer, amount a decimal STRING within the chain's decimals
-/// and maximum, greater than zero.
+/// The JSON part of a POST /v1/withdrawals body: exactly {"user_id", "to_address", "amount",
+/// "chain"}, no duplicates, user_id an integer, the others strings (amount a decimal STRING, never
+/// a JSON number).
+parsed<withdrawal_fields> parse_withdrawal_json(std::string_view body);
+
+/// The validation every transport shares: user_id > 0, a configured chain, a valid non-zero
+/// address, amount a decimal within the chain's decimals and maximum, greater than zero.
+parsed<withdrawal_request> validate_withdrawal(const withdrawal_fields& fields, const chain_map& chains);
+
+/// parse_withdrawal_json() then validate_withdrawal().
 parsed<withdrawal_request> parse_withdrawal_request(std::string_view body, const chain_map& chains);
 
-/// Parses a deposit body {"amount": "<decimal>"} (18 decimals, greater than zero); returns the
-/// canonical amount.
+/// The JSON part of a deposit body: exactly {"amount": "<decimal string>"}; returns the text.
+parsed<std::string> parse_deposit_json(std::string_view body);
+
+/// A deposit amount: decimal, at most 18 decimals, greater than zero; returns the canonical form.
+parsed<std::string> validate_deposit_amount(std::string_view amount);
+
+/// parse_deposit_json() then validate_deposit_amount().
 parsed<std::string> parse_deposit_request(std::string_view body);
+
+/// Hex SHA-256 of a deposit's canonical form, for the Idempotency-Key check of deposits.
+std::string deposit_digest(std::int64_t user_id, const std::string& canonical_amount);
 
 /// Hex SHA-256 of the canonical form of `request`; two requests with the same digest are the
 /// same withdrawal for the Idempotency-Key check.

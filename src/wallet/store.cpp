@@ -19,10 +19,12 @@ namespace {
 // The idempotency key's unique index is the arbiter: a concurrent request with the same key
 // waits here for the first one's commit, then finds the conflict, so the debit below never runs
 // twice. Inserting before debiting also means an unknown user fails on the foreign key.
+// The only unique index a new row can hit is the per-client key's (the id is an identity, tx_hash
+// is NULL), so DO NOTHING without a target means "this client used this key before".
 constexpr const char* insert_withdrawal_sql =
-    "INSERT INTO withdrawals (user_id, chain, to_address, amount, idempotency_key, request_digest) "
-    "VALUES ($1, $2, $3, $4, $5, decode($6, 'hex')) "
-    "ON CONFLICT (idempotency_key) DO NOTHING "
+    "INSERT INTO withdrawals (user_id, chain, to_address, amount, idempotency_key, request_digest, created_by) "
+    "VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), $7) "
+    "ON CONFLICT DO NOTHING "
     "RETURNING id, " WALLET_RFC3339("created_at");
 
 // The row lock of this UPDATE serializes withdrawals of one account; the condition makes an
@@ -38,7 +40,8 @@ constexpr const char* insert_outbox_sql =
     "VALUES ($1, $2, convert_to($3, 'UTF8'), $4::jsonb || jsonb_build_object('event-id', gen_random_uuid()::text))";
 
 constexpr const char* find_by_key_sql =
-    "SELECT id, encode(request_digest, 'hex') FROM withdrawals WHERE idempotency_key = $1";
+    "SELECT id, encode(request_digest, 'hex'), " WALLET_RFC3339("created_at")
+    " FROM withdrawals WHERE coalesce(created_by, '') = coalesce($2, '') AND idempotency_key = $1";
 
 constexpr const char* find_withdrawal_sql =
     "SELECT id, user_id, chain, to_address, amount::text, status, tx_hash, failure_reason, broadcast_at IS NOT NULL, "
@@ -50,10 +53,21 @@ constexpr const char* find_account_sql =
     "SELECT user_id, balance::text, " WALLET_RFC3339("created_at") ", " WALLET_RFC3339("updated_at")
     " FROM accounts WHERE user_id = $1";
 
-constexpr const char* deposit_sql =
-    "INSERT INTO accounts (user_id, balance) VALUES ($1, $2) "
-    "ON CONFLICT (user_id) DO UPDATE SET balance = accounts.balance + EXCLUDED.balance, updated_at = now() "
-    "RETURNING balance::text";
+// As for withdrawals: the per-client key's unique index arbitrates concurrent retries.
+constexpr const char* insert_deposit_sql =
+    "INSERT INTO deposits (user_id, amount, idempotency_key, request_digest, created_by) "
+    "VALUES ($1, $2, $3, decode($4, 'hex'), $5) ON CONFLICT DO NOTHING RETURNING id";
+
+constexpr const char* credit_sql =
+    "WITH credited AS ("
+    "  INSERT INTO accounts (user_id, balance) VALUES ($1, $2) "
+    "  ON CONFLICT (user_id) DO UPDATE SET balance = accounts.balance + EXCLUDED.balance, updated_at = now() "
+    "  RETURNING balance) "
+    "UPDATE deposits SET balance_after = (SELECT balance FROM credited) WHERE id = $3 RETURNING balance_after::text";
+
+constexpr const char* find_deposit_by_key_sql =
+    "SELECT encode(request_digest, 'hex'), balance_after::text FROM deposits "
+    "WHERE coalesce(created_by, '') = coalesce($2, '') AND idempotency_key = $1";
 
 #undef WALLET_RFC3339
 
@@ -91,7 +105,9 @@ common::connection_pool::connection_setup store::session_setup(std::chrono::mill
     connection.prepare("wallet_find_by_key", find_by_key_sql);
     connection.prepare("wallet_find_withdrawal", find_withdrawal_sql);
     connection.prepare("wallet_find_account", find_account_sql);
-    connection.prepare("wallet_deposit", deposit_sql);
+    connection.prepare("wallet_insert_deposit", insert_deposit_sql);
+    connection.prepare("wallet_credit", credit_sql);
+    connection.prepare("wallet_find_deposit_by_key", find_deposit_by_key_sql);
   };
 }
 
@@ -134,26 +150,25 @@ auto store::with_retries(const char* what, F&& work) {
   }
 }
 
-create_result store::create_withdrawal(const withdrawal_request& request,
-                                       const std::optional<std::string>& idempotency_key,
+create_result store::create_withdrawal(const withdrawal_request& request, const request_origin& origin,
                                        const std::optional<std::string>& traceparent) {
-  const std::optional<std::string> digest =
-      idempotency_key ? std::optional<std::string>(request_digest(request)) : std::nullopt;
+  const auto& key = origin.idempotency_key;
+  const std::optional<std::string> digest = key ? std::optional<std::string>(request_digest(request)) : std::nullopt;
   return with_retries("create withdrawal", [&](pqxx::connection& connection) -> create_result {
     {
       pqxx::work tx(connection);
       std::optional<pqxx::result> inserted;
       try {
         inserted = tx.exec_prepared("wallet_insert_withdrawal", request.user_id, request.chain, request.to_address,
-                                    request.amount, idempotency_key, digest);
+                                    request.amount, key, digest, origin.client);
       } catch (const pqxx::foreign_key_violation&) {
-        return {create_outcome::unknown_user, 0};
+        return {create_outcome::unknown_user, 0, {}};
       }
       if (!inserted->empty()) {
         const auto withdrawal_id = (*inserted)[0][0].as<std::int64_t>();
-        const auto created_at = (*inserted)[0][1].as<std::string>();
+        auto created_at = (*inserted)[0][1].as<std::string>();
         if (tx.exec_prepared("wallet_debit", request.user_id, request.amount).empty()) {
-          return {create_outcome::insufficient_balance, 0};  // the destructor rolls the insert back
+          return {create_outcome::insufficient_balance, 0, {}};  // the destructor rolls the insert back
         }
         // The seed's WithdrawalCreatedEvent, field for field.
         nlohmann::ordered_json payload = {{"withdrawal_id", withdrawal_id},
@@ -166,19 +181,21 @@ create_result store::create_withdrawal(const withdrawal_request& request,
         tx.exec_prepared("wallet_insert_outbox", std::string(withdrawal_topic), std::to_string(request.user_id),
                          payload.dump(), headers.dump());
         tx.commit();
-        return {create_outcome::created, withdrawal_id};
+        return {create_outcome::created, withdrawal_id, std::move(created_at)};
       }
     }
-    // The key exists (committed by an earlier request): answer as that request was answered.
+    // The client's key exists (committed by an earlier request): answer as that request was answered.
     pqxx::nontransaction read(connection);
-    const auto existing = read.exec_prepared("wallet_find_by_key", *idempotency_key);
+    const auto existing = read.exec_prepared("wallet_find_by_key", *key, origin.client);
     if (existing.empty()) {
       // Only a deleted withdrawal could do this; treat it as a conflict rather than debit again.
-      return {create_outcome::key_reused, 0};
+      return {create_outcome::key_reused, 0, {}};
     }
     const auto id = existing[0][0].as<std::int64_t>();
-    if (!existing[0][1].is_null() && existing[0][1].as<std::string>() == *digest) return {create_outcome::replayed, id};
-    return {create_outcome::key_reused, id};
+    if (!existing[0][1].is_null() && existing[0][1].as<std::string>() == *digest) {
+      return {create_outcome::replayed, id, existing[0][2].as<std::string>()};
+    }
+    return {create_outcome::key_reused, id, {}};
   });
 }
 
@@ -218,16 +235,34 @@ std::optional<account_record> store::find_account(std::int64_t user_id) {
   });
 }
 
-deposit_result store::deposit(std::int64_t user_id, const std::string& amount) {
+deposit_result store::deposit(std::int64_t user_id, const std::string& amount, const request_origin& origin) {
+  const auto& key = origin.idempotency_key;
+  const std::optional<std::string> digest = key ? std::optional(deposit_digest(user_id, amount)) : std::nullopt;
+  // One transaction, committed explicitly: a connection that breaks before COMMIT was sent rolled
+  // back (safe to retry); one that breaks during COMMIT is in doubt and never retried.
   return with_retries("deposit", [&](pqxx::connection& connection) -> deposit_result {
-    pqxx::nontransaction tx(connection);
-    try {
-      const auto rows = tx.exec_prepared("wallet_deposit", user_id, amount);
-      return {canonical_decimal(rows[0][0].as<std::string>())};
-    } catch (const pqxx::data_exception& e) {
-      if (e.sqlstate() == "22003") return {std::nullopt};  // numeric_value_out_of_range
-      throw;
+    {
+      pqxx::work tx(connection);
+      const auto inserted = tx.exec_prepared("wallet_insert_deposit", user_id, amount, key, digest, origin.client);
+      if (!inserted.empty()) {
+        pqxx::result credited;
+        try {
+          credited = tx.exec_prepared("wallet_credit", user_id, amount, inserted[0][0].as<std::int64_t>());
+        } catch (const pqxx::data_exception& e) {
+          if (e.sqlstate() == "22003") return {deposit_outcome::out_of_range, {}};  // numeric_value_out_of_range
+          throw;
+        }
+        tx.commit();
+        return {deposit_outcome::credited, canonical_decimal(credited[0][0].as<std::string>())};
+      }
     }
+    pqxx::nontransaction read(connection);
+    const auto existing = read.exec_prepared("wallet_find_deposit_by_key", *key, origin.client);
+    if (existing.empty() || existing[0][0].is_null() || existing[0][0].as<std::string>() != *digest ||
+        existing[0][1].is_null()) {
+      return {deposit_outcome::key_reused, {}};
+    }
+    return {deposit_outcome::replayed, canonical_decimal(existing[0][1].as<std::string>())};
   });
 }
 

@@ -46,7 +46,16 @@ enum class create_outcome {
 
 struct create_result {
   create_outcome outcome = create_outcome::created;
-  std::int64_t withdrawal_id = 0;  // created and replayed
+  std::int64_t withdrawal_id = 0;  // created and replayed; key_reused: the other withdrawal (0 if unknown)
+  std::string created_at;          // created and replayed: RFC 3339 UTC with microseconds
+};
+
+/// What a money-moving call carries besides its body. Keys are per client: the same key of two
+/// clients names two requests.
+struct request_origin {
+  std::optional<std::string> idempotency_key;
+  /// The token's name (created_by); nullopt without authentication.
+  std::optional<std::string> client;
 };
 
 struct withdrawal_record {
@@ -74,8 +83,16 @@ struct account_record {
   std::string updated_at;
 };
 
+enum class deposit_outcome {
+  credited,      // committed
+  replayed,      // the client's Idempotency-Key was used before with the same deposit: nothing written
+  key_reused,    // ... with another deposit: nothing written
+  out_of_range,  // the balance would exceed numeric(78, 18): nothing written
+};
+
 struct deposit_result {
-  std::optional<std::string> balance;  // canonical decimal after the deposit; nullopt: over the column's range
+  deposit_outcome outcome = deposit_outcome::credited;
+  std::string balance;  // credited and replayed: canonical decimal right after the deposit
 };
 
 class store {
@@ -90,14 +107,16 @@ class store {
   /// The withdrawal transaction. Retries serialization failures, deadlocks and broken connections
   /// up to max_attempts; throws database_unavailable when the database cannot do it (in_doubt()
   /// when a commit's outcome is unknown). Other database errors propagate as pqxx exceptions.
-  create_result create_withdrawal(const withdrawal_request& request, const std::optional<std::string>& idempotency_key,
+  create_result create_withdrawal(const withdrawal_request& request, const request_origin& origin,
                                   const std::optional<std::string>& traceparent);
 
   /// Throws database_unavailable as above.
   std::optional<withdrawal_record> find_withdrawal(std::int64_t id);
   std::optional<account_record> find_account(std::int64_t user_id);
-  /// Credits `amount` (canonical decimal), creating the account on its first deposit.
-  deposit_result deposit(std::int64_t user_id, const std::string& amount);
+  /// Credits `amount` (canonical decimal), creating the account on its first deposit, and records
+  /// the deposit, in one transaction with the same retries as create_withdrawal (an in-doubt
+  /// commit is never retried: database_unavailable with in_doubt()).
+  deposit_result deposit(std::int64_t user_id, const std::string& amount, const request_origin& origin);
 
  private:
   template <class F>

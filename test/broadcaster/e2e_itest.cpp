@@ -46,6 +46,7 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
   daemon_process api("wallet-service", "wallet",
                      {{"DATABASE_URL", schema.url()},
                       {"WALLET_HTTP_PORT", "0"},
+                      {"WALLET_GRPC_PORT", "0"},
                       {"WALLET_API_ENABLE_DEPOSITS", "true"},
                       {"WALLET_LOG_LEVEL", "info"}},
                      "wallet-e2e");

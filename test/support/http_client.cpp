@@ -120,8 +120,8 @@ http_response http_client::post_json(std::string_view target, std::string body,
   return request("POST", target, std::move(body), headers);
 }
 
-std::uint16_t wait_for_http_port(child_process& daemon, std::chrono::milliseconds timeout) {
-  static const std::regex listening(R"(listening on http://\S+:(\d+))");
+std::uint16_t wait_for_port(child_process& daemon, std::string_view scheme, std::chrono::milliseconds timeout) {
+  const std::regex listening(fmt::format(R"(listening on {}://\S+:(\d+))", scheme));
   std::optional<std::uint16_t> port;
   wait_until(
       [&] {
@@ -132,10 +132,14 @@ std::uint16_t wait_for_http_port(child_process& daemon, std::chrono::millisecond
       },
       timeout);
   if (!port) {
-    throw std::runtime_error(fmt::format("no \"listening on http://…\" line from pid {} within {} ms; log:\n{}",
+    throw std::runtime_error(fmt::format("no \"listening on {}://…\" line from pid {} within {} ms; log:\n{}", scheme,
                                          daemon.pid(), timeout.count(), daemon.log()));
   }
   return *port;
+}
+
+std::uint16_t wait_for_http_port(child_process& daemon, std::chrono::milliseconds timeout) {
+  return wait_for_port(daemon, "http", timeout);
 }
 
 }  // namespace test_support

@@ -47,6 +47,12 @@ class http_client {
   std::unique_ptr<impl> impl_;
 };
 
+/// Waits until the daemon logged "listening on <scheme>://<address>:<port>" (scheme "http",
+/// "grpc") and returns the port. Throws std::runtime_error with the log when it does not within
+/// `timeout` or the process exits.
+std::uint16_t wait_for_port(child_process& daemon, std::string_view scheme,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
 /// Waits until the daemon logged "listening on http://<address>:<port>" and returns the port.
 /// Throws std::runtime_error with the log when it does not within `timeout` or the process exits.
 std::uint16_t wait_for_http_port(child_process& daemon, std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -61,21 +61,77 @@ TEST_CASE("a tokens file with a token instead of a digest, or no digest at all, 
   }
 }
 
-TEST_CASE("tokens come from auth.tokens_file, else the api-tokens credential, else nowhere", "[wallet][auth]") {
+TEST_CASE("lines name the token and its scopes; a digest alone has every scope", "[wallet][auth]") {
+  const auto set = wallet::token_set::parse(std::string(s3cret_digest) + " risk-engine read\n" + other_digest +
+                                                "\tgateway   withdraw,read # the API gateway\n",
+                                            "test");
+  const auto reader = set.authenticate("Bearer s3cret-token");
+  REQUIRE(reader);
+  CHECK(reader->name == "risk-engine");
+  CHECK(reader->allows(wallet::scope::read));
+  CHECK_FALSE(reader->allows(wallet::scope::withdraw));
+  CHECK_FALSE(reader->allows(wallet::scope::deposit));
+  CHECK(reader->created_by() == "risk-engine");
+  const auto gateway = set.authenticate("Bearer other-token");
+  REQUIRE(gateway);
+  CHECK(gateway->name == "gateway");
+  CHECK(gateway->allows(wallet::scope::withdraw));
+  CHECK(gateway->allows(wallet::scope::read));
+  CHECK_FALSE(gateway->allows(wallet::scope::deposit));
+  CHECK_FALSE(set.authenticate("Bearer nobody"));
+
+  // Today's files keep their meaning: every scope, and a name that identifies the line, not the token.
+  const auto plain = wallet::token_set::parse(std::string(s3cret_digest) + "  -\n", "test").authenticate(
+      "Bearer s3cret-token");
+  REQUIRE(plain);
+  CHECK(plain->name == "token-a81e611a");
+  CHECK(plain->scopes == wallet::principal::all_scopes);
+}
+
+TEST_CASE("bad names and scopes are config errors naming the line", "[wallet][auth]") {
+  auto error_of = [](const std::string& line) -> std::string {
+    try {
+      (void)wallet::token_set::parse(std::string(s3cret_digest) + "\n" + line + "\n", "tokens.txt");
+    } catch (const common::config_error& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  CHECK_THAT(error_of(std::string(other_digest) + " gateway"), Catch::Contains("line 2"));  // a name needs scopes
+  CHECK_THAT(error_of(std::string(other_digest) + " gateway pay"), Catch::Contains("withdraw, read, deposit"));
+  CHECK_THAT(error_of(std::string(other_digest) + " gateway read,"), Catch::Contains("scopes"));
+  CHECK_THAT(error_of(std::string(other_digest) + " gate/way read"), Catch::Contains("token name"));
+  CHECK_THAT(error_of(std::string(other_digest) + " gateway read extra"), Catch::Contains("line 2"));
+}
+
+TEST_CASE("tokens come from auth.tokens_file, else the api-tokens credential, else auth.disabled", "[wallet][auth]") {
   const auto dir = std::filesystem::temp_directory_path() / test_support::unique_name("wallet_auth");
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "tokens") << s3cret_digest << "\n";
   std::ofstream(dir / "api-tokens") << other_digest << "\n";
 
-  CHECK(wallet::load_tokens(std::nullopt, env_of({})) == nullptr);
-  CHECK(wallet::load_tokens(std::nullopt, env_of({{"CREDENTIALS_DIRECTORY", "/nonexistent"}})) == nullptr);
-  auto from_file = wallet::load_tokens(dir / "tokens", env_of({{"CREDENTIALS_DIRECTORY", dir.string()}}));
+  CHECK(wallet::load_tokens(std::nullopt, true, env_of({})) == nullptr);
+  CHECK(wallet::load_tokens(std::nullopt, true, env_of({{"CREDENTIALS_DIRECTORY", "/nonexistent"}})) == nullptr);
+  auto from_file = wallet::load_tokens(dir / "tokens", false, env_of({{"CREDENTIALS_DIRECTORY", dir.string()}}));
   REQUIRE(from_file);
   CHECK(from_file->accepts("Bearer s3cret-token"));
   CHECK_FALSE(from_file->accepts("Bearer other-token"));
-  auto from_credential = wallet::load_tokens(std::nullopt, env_of({{"CREDENTIALS_DIRECTORY", dir.string()}}));
+  auto from_credential = wallet::load_tokens(std::nullopt, false, env_of({{"CREDENTIALS_DIRECTORY", dir.string()}}));
   REQUIRE(from_credential);
   CHECK(from_credential->accepts("Bearer other-token"));
-  CHECK_THROWS_AS(wallet::load_tokens(dir / "missing", env_of({})), common::config_error);
+  // Configured tokens apply even with auth.disabled: it never turns a configured check off.
+  CHECK(wallet::load_tokens(dir / "tokens", true, env_of({})));
+  CHECK_THROWS_AS(wallet::load_tokens(dir / "missing", false, env_of({})), common::config_error);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("without tokens and without auth.disabled the service refuses to start", "[wallet][auth]") {
+  // The fail-open of review finding #9: a missing tokens file used to mean "no authentication".
+  try {
+    (void)wallet::load_tokens(std::nullopt, false, env_of({{"CREDENTIALS_DIRECTORY", "/nonexistent"}}));
+    FAIL("started without tokens");
+  } catch (const common::config_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("auth.disabled = true"));
+    CHECK_THAT(e.what(), Catch::Contains("auth.tokens_file"));
+  }
 }

@@ -42,6 +42,11 @@ TEST_CASE("the development config file parses", "[wallet][config]") {
   CHECK(config.http.bind_address == "127.0.0.1");
   CHECK(config.enable_deposits);
   CHECK_FALSE(config.tokens_file);
+  CHECK(config.auth_disabled);
+  CHECK_FALSE(config.require_idempotency_key);
+  CHECK(config.grpc.enabled);
+  CHECK(config.grpc.listen == "127.0.0.1");
+  CHECK(config.grpc.port == 9090);
   REQUIRE(config.chains.contains("eth"));
   CHECK(config.chains.at("eth").decimals == 18);
   CHECK(config.chains.at("eth").max_amount == chain::parse_units("1000000", 18).value);
@@ -54,6 +59,9 @@ TEST_CASE("the production example parses and is hardened", "[wallet][config]") {
   CHECK(config.http.bind_address == "127.0.0.1");
   CHECK_FALSE(config.enable_deposits);
   CHECK(config.http.threads == config.pool_size);
+  CHECK(config.require_idempotency_key);
+  CHECK_FALSE(config.auth_disabled);
+  CHECK(config.grpc.listen == "127.0.0.1");
 }
 
 TEST_CASE("defaults: loopback, deposits off, threads follow the pool", "[wallet][config]") {
@@ -63,6 +71,12 @@ TEST_CASE("defaults: loopback, deposits off, threads follow the pool", "[wallet]
   CHECK(config.http.threads == 7);
   CHECK(config.http.body_limit == 64 * 1024);
   CHECK_FALSE(config.enable_deposits);
+  CHECK_FALSE(config.require_idempotency_key);
+  CHECK_FALSE(config.auth_disabled);  // no tokens then refuses to start (load_tokens)
+  CHECK(config.grpc.enabled);
+  CHECK(config.grpc.listen == "127.0.0.1");
+  CHECK(config.grpc.port == 9090);
+  CHECK(config.grpc.max_receive_bytes == 16 * 1024);
   CHECK(config.pool_size == 7);
   // Without max_amount, the limit is what numeric(78, 18) holds: 60 integer digits.
   CHECK(config.chains.at("eth").max_amount == std::numeric_limits<chain::uint256>::max());
@@ -73,7 +87,15 @@ TEST_CASE("environment overrides and aliases", "[wallet][config]") {
                                                {"DATABASE_URL", "postgresql://u@127.0.0.1:1/db"},
                                                {"WALLET_API_ENABLE_DEPOSITS", "true"},
                                                {"WALLET_AUTH_TOKENS_FILE", "/etc/tokens"},
-                                               {"WALLET_CHAINS_ETH_MAX_AMOUNT", "2.5"}});
+                                               {"WALLET_CHAINS_ETH_MAX_AMOUNT", "2.5"},
+                                               {"WALLET_GRPC_LISTEN", "::1"},
+                                               {"WALLET_GRPC_PORT", "0"},
+                                               {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"},
+                                               {"WALLET_AUTH_DISABLED", "true"}});
+  CHECK(config.grpc.listen == "::1");
+  CHECK(config.grpc.port == 0);
+  CHECK(config.require_idempotency_key);
+  CHECK(config.auth_disabled);
   CHECK(config.http.port == 0);
   CHECK(config.database.url == "postgresql://u@127.0.0.1:1/db");
   CHECK(config.enable_deposits);
@@ -94,4 +116,10 @@ TEST_CASE("configuration errors name the key", "[wallet][config]") {
   CHECK(config_error_key("[chains.eth]\n[api]\nenable_deposit = true\n") == "api.enable_deposit");
   CHECK(config_error_key("[chains.eth]\n[database]\npool_size = 0\n") == "database.pool_size");
   CHECK(config_error_key("[chains.eth]\n[log]\nlevel = \"loud\"\n") == "log.level");
+  CHECK(config_error_key("[chains.eth]\n[grpc]\nlisten = \"localhost\"\n") == "grpc.listen");
+  CHECK(config_error_key("[chains.eth]\n[grpc]\nport = 65536\n") == "grpc.port");
+  CHECK(config_error_key("[chains.eth]\n[grpc]\nport = 8080\n") == "grpc.port");  // http.port's
+  CHECK(config_error_key("[chains.eth]\n", {{"WALLET_GRPC_ENABLED", "maybe"}}) == "WALLET_GRPC_ENABLED");
+  CHECK(config_error_key("[chains.eth]\n[auth]\ndisabled = \"yes\"\n") == "auth.disabled");
+  CHECK(config_error_key("[chains.eth]\n[api]\nrequire_idempotency_key = 1\n") == "api.require_idempotency_key");
 }

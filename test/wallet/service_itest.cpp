@@ -104,7 +104,8 @@ TEST_CASE("connections the server dropped are replaced: the withdrawal succeeds 
 TEST_CASE("with a tokens file every API route needs a listed bearer token", "[wallet][service][auth]") {
   test_support::test_schema schema;
   const auto tokens = temp_file("tokens", std::string("# test tokens\n") + s3cret_digest + "\n");
-  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens}});
+  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens},
+                                                   {"WALLET_AUTH_DISABLED", "false"}});
   auto client = wallet.client();
   const std::map<std::string, std::string> good = {{"Authorization", "Bearer s3cret-token"}};
 
@@ -253,5 +254,34 @@ TEST_CASE("configuration errors exit with code 2 naming the key", "[wallet][serv
   CHECK(run({}, {}).first == 2);
   CHECK(run({"--config", "/nonexistent/wallet.toml"}, {}).first == 2);
   CHECK(run({"--config", dev, "--check-config"}, {}).first == 0);
-  CHECK(run({"--config", OUTBOX_SOURCE_DIR "/conf/wallet.production.toml", "--check-config"}, {}).first == 0);
+  const std::string production = OUTBOX_SOURCE_DIR "/conf/wallet.production.toml";
+  const auto tokens = temp_file("tokens", std::string(s3cret_digest) + " gateway withdraw,read\n");
+  CHECK(run({"--config", production, "--check-config"}, {{"WALLET_AUTH_TOKENS_FILE", tokens}}).first == 0);
+
+  // Review finding #9: no tokens used to mean no authentication. Now the service refuses to start
+  // and names both ways out.
+  auto [open_code, log4] = run({"--config", production, "--check-config"}, {});
+  CHECK(open_code == 2);
+  CHECK_THAT(log4, Catch::Contains("auth.tokens_file") && Catch::Contains("auth.disabled = true"));
+  auto [dev_open, log5] = run({"--config", dev, "--check-config"}, {{"WALLET_AUTH_DISABLED", "false"}});
+  CHECK(dev_open == 2);
+  CHECK_THAT(log5, Catch::Contains("WALLET_AUTH_DISABLED"));
+
+  const auto bad_scope = temp_file("tokens", std::string(s3cret_digest) + " gateway pay\n");
+  auto [scope_code, log6] = run({"--config", dev}, {{"WALLET_AUTH_TOKENS_FILE", bad_scope}});
+  CHECK(scope_code == 2);
+  CHECK_THAT(log6, Catch::Contains("withdraw, read, deposit"));
+}
+
+TEST_CASE("a second wallet-service on a taken gRPC port fails instead of sharing it", "[wallet][service][grpc]") {
+  test_support::test_schema schema;
+  wallet_test::wallet_process first(schema.url());
+  test_support::child_process second(test_support::bin_path("wallet-service"),
+                                     {"--config", OUTBOX_SOURCE_DIR "/conf/wallet.toml"},
+                                     {{"DATABASE_URL", schema.url()},
+                                      {"WALLET_HTTP_PORT", "0"},
+                                      {"WALLET_GRPC_PORT", std::to_string(first.grpc_port())}},
+                                     test_support::new_log_path("wallet_second"));
+  CHECK(second.wait(30s) == 1);
+  CHECK_THAT(second.log(), Catch::Contains("grpc.port"));
 }

@@ -1,6 +1,6 @@
 #pragma once
 // A real wallet-service process on its own test schema, started with conf/wallet.toml and
-// WALLET_HTTP_PORT=0, plus the database reads the wallet suites check against.
+// WALLET_HTTP_PORT=0, WALLET_GRPC_PORT=0, plus the database reads the wallet suites check against.
 
 #include <cstdint>
 #include <filesystem>
@@ -29,20 +29,28 @@ class wallet_process {
                  std::string config = OUTBOX_SOURCE_DIR "/conf/wallet.toml") {
     env["DATABASE_URL"] = database_url;
     env.emplace("WALLET_HTTP_PORT", "0");
+    env.emplace("WALLET_GRPC_PORT", "0");
     env.emplace("WALLET_LOG_LEVEL", "info");
     process_ = std::make_unique<test_support::child_process>(test_support::bin_path("wallet-service"),
                                                              std::vector<std::string>{"--config", config}, env,
                                                              test_support::new_log_path("wallet"));
     port_ = test_support::wait_for_http_port(*process_);
+    if (env.at("WALLET_GRPC_PORT") == "0" && env["WALLET_GRPC_ENABLED"] != "false") {
+      grpc_port_ = test_support::wait_for_port(*process_, "grpc");
+    }
   }
 
   std::uint16_t port() const noexcept { return port_; }
+  /// The gRPC port (0 when gRPC is off).
+  std::uint16_t grpc_port() const noexcept { return grpc_port_; }
+  std::string grpc_target() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   test_support::child_process& process() noexcept { return *process_; }
   test_support::http_client client() const { return test_support::http_client("127.0.0.1", port_); }
 
  private:
   std::unique_ptr<test_support::child_process> process_;
   std::uint16_t port_ = 0;
+  std::uint16_t grpc_port_ = 0;
 };
 
 
