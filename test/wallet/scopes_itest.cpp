@@ -1,0 +1,104 @@
+// Scoped tokens and mandatory Idempotency-Keys over HTTP (the gRPC side is in grpc_itest.cpp):
+// a read token cannot move money (403 forbidden), created_by holds the token's name, a
+// money-moving call without a key is refused where keys are required, and deposits honour keys.
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "wallet_process.hpp"
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+// printf %s "s3cret-token" | sha256sum, and the same for "other-token"
+constexpr const char* s3cret_digest = "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e";
+constexpr const char* other_digest = "6c67163bbed989f232b31acc4f04df54b31285bfc01bd022c735b71e041a4754";
+
+std::string withdrawal(std::int64_t user_id, const std::string& amount) {
+  return json{{"user_id", user_id}, {"to_address", address}, {"amount", amount}, {"chain", "eth"}}.dump();
+}
+
+std::string code_of(const test_support::http_response& res) {
+  INFO(res.body);
+  return json::parse(res.body).at("error").at("code").get<std::string>();
+}
+
+std::map<std::string, std::string> bearer(const std::string& token, const std::string& key = {}) {
+  std::map<std::string, std::string> headers = {{"Authorization", "Bearer " + token}};
+  if (!key.empty()) headers["Idempotency-Key"] = key;
+  return headers;
+}
+
+}  // namespace
+
+TEST_CASE("HTTP: a read token cannot move money, and created_by holds the token's name", "[wallet][auth]") {
+  test_support::test_schema schema;
+  const auto tokens = std::filesystem::temp_directory_path() / test_support::unique_name("scoped_tokens");
+  std::ofstream(tokens) << s3cret_digest << " treasury withdraw,deposit,read\n"
+                        << other_digest << " risk-engine read\n";
+  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens.string()},
+                                                   {"WALLET_AUTH_DISABLED", "false"},
+                                                   {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"}});
+  auto client = wallet.client();
+  REQUIRE(client.post_json("/v1/accounts/3/deposits", R"({"amount": "2"})", bearer("s3cret-token", "dep-1")).status ==
+          200);
+  const auto before = wallet_test::read_state(schema);
+
+  const auto denied = client.post_json("/v1/withdrawals", withdrawal(3, "1"), bearer("other-token", "w-1"));
+  CHECK(denied.status == 403);
+  CHECK(code_of(denied) == "forbidden");
+  CHECK_THAT(denied.body, Catch::Contains("risk-engine"));
+  CHECK(client.post_json("/v1/accounts/3/deposits", R"({"amount": "2"})", bearer("other-token", "dep-2")).status ==
+        403);
+  CHECK(client.get("/v1/accounts/3", bearer("other-token")).status == 200);
+
+  // Money-moving calls need a key here (api.require_idempotency_key = true); reads do not.
+  const auto no_key = client.post_json("/v1/withdrawals", withdrawal(3, "1"), bearer("s3cret-token"));
+  CHECK(no_key.status == 400);
+  CHECK(code_of(no_key) == "missing_idempotency_key");
+  CHECK(code_of(client.post_json("/v1/accounts/3/deposits", R"({"amount": "2"})", bearer("s3cret-token"))) ==
+        "missing_idempotency_key");
+  CHECK(wallet_test::read_state(schema) == before);
+
+  const auto created = client.post_json("/v1/withdrawals", withdrawal(3, "1"), bearer("s3cret-token", "w-1"));
+  REQUIRE(created.status == 201);
+  const auto id = json::parse(created.body).at("withdrawal_id").get<std::int64_t>();
+  CHECK(client.get("/v1/withdrawals/" + std::to_string(id), bearer("other-token")).status == 200);
+
+  auto connection = schema.connect();
+  pqxx::nontransaction tx(connection);
+  CHECK(tx.exec_params1("SELECT created_by FROM withdrawals WHERE id = $1", id)[0].as<std::string>() == "treasury");
+  CHECK(tx.exec1("SELECT created_by FROM deposits")[0].as<std::string>() == "treasury");
+  CHECK(wallet.process().log_contains(fmt::format("withdrawal {} created by treasury", id)));
+}
+
+TEST_CASE("HTTP: a retried deposit with its key credits once", "[wallet][idempotency]") {
+  test_support::test_schema schema;
+  wallet_test::wallet_process wallet(schema.url());
+  auto client = wallet.client();
+  const std::map<std::string, std::string> key = {{"Idempotency-Key", "deposit-4-1"}};
+  const auto first = client.post_json("/v1/accounts/4/deposits", R"({"amount": "2.5"})", key);
+  REQUIRE(first.status == 200);
+  CHECK(first.header("idempotent-replayed").empty());
+  const auto again = client.post_json("/v1/accounts/4/deposits", R"({"amount": "2.50"})", key);
+  CHECK(again.status == 200);
+  CHECK(again.body == first.body);
+  CHECK(again.header("idempotent-replayed") == "true");
+  const auto reused = client.post_json("/v1/accounts/4/deposits", R"({"amount": "3"})", key);
+  CHECK(reused.status == 409);
+  CHECK(code_of(reused) == "idempotency_key_reused");
+  // Without a key (allowed by the dev config) each call is a new deposit.
+  REQUIRE(client.post_json("/v1/accounts/4/deposits", R"({"amount": "1"})").status == 200);
+  CHECK(wallet_test::balance_of(schema, 4) == "3.500000000000000000");
+  auto connection = schema.connect();
+  pqxx::nontransaction tx(connection);
+  CHECK(tx.exec1("SELECT count(*) FROM deposits WHERE user_id = 4")[0].as<long>() == 2);
+  // auth.disabled: nobody to name.
+  CHECK(tx.exec1("SELECT count(*) FROM deposits WHERE created_by IS NULL")[0].as<long>() == 2);
+}
