@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# wallet-service benchmark: withdrawals/s and p50/p99 latency through the HTTP API (wrk) at 8, 32
-# and 64 concurrent clients, beside pgbench running the same SQL transaction (withdraw.sql) at the
-# same client counts, against the same database, in the same run. Target: API >= 0.7 x pgbench.
+# wallet-service benchmark: withdrawals/s and p50/p99 latency through the HTTP API (wrk) and the
+# gRPC API (ghz, CreateWithdrawal) at 8, 32 and 64 concurrent clients, beside pgbench running the
+# same SQL transaction (withdraw.sql) at the same client counts, against the same database, in the
+# same run. Targets: gRPC >= HTTP at every client count; both >= 0.8 x pgbench at 8 clients.
 # Prints a markdown table and writes it into bench/README.md under "## wallet-service" (that
 # section only), and into $BENCH_OUT_DIR/summary.md when scripts/bench runs it.
 #
 #   bench/wallet/run.sh [BUILD_DIR]       BUILD_DIR defaults to $OUTBOX_BUILD_DIR, else build/
 #
 # Environment: BENCH_SECONDS (per measurement, default 20), BENCH_CLIENTS (default "8 32 64"),
-# BENCH_USERS (accounts the load spreads over, default 10000), NO_README=1 (print only).
-# Needs the services (`scripts/services up`) and wrk (installed with apt-get when missing).
+# BENCH_USERS (accounts the load spreads over, default 10000), NO_README=1 (print only),
+# BENCH_MACHINE_NOTE (what else ran on the machine, printed with the load averages).
+# Needs the services (`scripts/services up`), wrk (installed with apt-get when missing) and ghz
+# (built with `go install` into .local/bin when missing).
 # Everything runs in a schema of its own, dropped at the end.
 set -euo pipefail
 
@@ -32,9 +35,20 @@ if ! command -v wrk >/dev/null 2>&1; then
   if [[ ${EUID} -eq 0 ]]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
 fi
 command -v pgbench >/dev/null || { log "pgbench is missing (Debian postgresql-client)"; exit 1; }
+readonly GHZ_VERSION="v0.93.0"
+ghz="${root}/.local/bin/ghz"
+if [[ ! -x ${ghz} || "$(cat "${ghz}.version" 2>/dev/null)" != "${GHZ_VERSION}" ]]; then
+  command -v go >/dev/null || { log "ghz is missing and there is no Go toolchain to build it"; exit 1; }
+  log "installing ghz ${GHZ_VERSION} (go install from the Go module proxy)"
+  mkdir -p "${root}/.local/bin"
+  GOBIN="${root}/.local/bin" GOTOOLCHAIN=local go install "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION}" >&2
+  printf '%s\n' "${GHZ_VERSION}" >"${ghz}.version"
+fi
 
-eval "$("${root}/scripts/services" env)"
-"${root}/scripts/services" up postgres >&2
+# The services of this checkout, or of the one OUTBOX_SERVICES_SCRIPT names (a worktree shares them).
+services="${OUTBOX_SERVICES_SCRIPT:-${root}/scripts/services}"
+eval "$("${services}" env)"
+"${services}" up postgres >&2
 cmake --build "${build}" -j2 --target wallet-service >&2
 
 schema="wallet_bench_$$"
@@ -60,7 +74,7 @@ psql "${url}" -XqAt -v ON_ERROR_STOP=1 \
   -c "INSERT INTO accounts (user_id, balance) SELECT g, 1000000 FROM generate_series(1, ${users}) g" \
   -c "ANALYZE" >/dev/null
 
-log "starting wallet-service (conf/wallet.toml, pool and threads as configured)"
+log "starting wallet-service (conf/wallet.toml, pool and threads as configured, gRPC on a free port)"
 DATABASE_URL="${url}" WALLET_HTTP_PORT=0 WALLET_GRPC_PORT=0 WALLET_LOG_LEVEL=info \
   "${build}/bin/wallet-service" --config "${root}/conf/wallet.toml" >"${out}/wallet-service.log" 2>&1 &
 wallet_pid=$!
@@ -72,6 +86,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [[ -n ${port} ]] || { log "wallet-service did not log its port"; cat "${out}/wallet-service.log" >&2; exit 1; }
+grpc_port="$(sed -n 's|.*listening on grpc://.*:\([0-9][0-9]*\).*|\1|p' "${out}/wallet-service.log" | head -n1)"
+[[ -n ${grpc_port} ]] || { log "wallet-service did not log its gRPC port"; cat "${out}/wallet-service.log" >&2; exit 1; }
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:${port}/healthz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -93,18 +109,31 @@ pg_percentile() {
     { v[NR] = $1 } END { if (NR == 0) { print "?"; exit } i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000 }'
 }
 
+# ghz: CreateWithdrawal with the request wrk sends (user_id as a string: ghz reads the data as JSON
+# before it fills the template; protobuf JSON takes int64 as strings), a fresh idempotency_key per call; CLIENTS
+# workers over min(CLIENTS, 4) HTTP/2 connections (gRPC clients multiplex; one connection would
+# serialise the reads on one server thread). Writes ghz's JSON report to FILE.
+run_ghz() { # CLIENTS DURATION FILE
+  "${ghz}" --insecure --proto "${root}/proto/wallet/v1/wallet.proto" --import-paths "${root}/proto" \
+    --call wallet.v1.WalletService.CreateWithdrawal -c "$1" --connections "$(($1 < 4 ? $1 : 4))" -z "$2" -t 10s \
+    -d "{\"user_id\": \"{{randomInt 1 ${users}}}\", \"to_address\": \"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed\",
+         \"amount\": \"0.000001\", \"chain\": \"eth\", \"idempotency_key\": \"{{newUUID}}\"}" \
+    -O json "127.0.0.1:${grpc_port}" >"$3"
+}
+
 # Warm-up, not measured: the pool opens its connections and prepares its statements lazily.
-log "warm-up: 5 s of API load"
+log "warm-up: 5 s of HTTP and 5 s of gRPC load"
 BENCH_USERS="${users}" BENCH_RUN_ID="warmup$$" wrk -t2 -c"${client_counts[-1]}" -d5s -s "${here}/withdraw.lua" \
   "http://127.0.0.1:${port}/v1/withdrawals" >"${out}/wrk-warmup.txt"
+run_ghz "${client_counts[-1]}" 5s "${out}/ghz-warmup.json"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 rows=()
-ratios=()
 for clients in "${client_counts[@]}"; do
   threads=2
   ((clients < threads)) && threads=${clients}
-  log "${clients} clients: API (wrk, ${seconds}s)"
+  row_load="$(cut -d' ' -f1-3 /proc/loadavg)"
+  log "${clients} clients: HTTP API (wrk, ${seconds}s), load average ${row_load}"
   BENCH_USERS="${users}" BENCH_RUN_ID="run$$c${clients}" \
     wrk -t"${threads}" -c"${clients}" -d"${seconds}s" --timeout 10s --latency -s "${here}/withdraw.lua" \
     "http://127.0.0.1:${port}/v1/withdrawals" >"${out}/wrk-${clients}.txt"
@@ -119,6 +148,26 @@ for clients in "${client_counts[@]}"; do
     exit 1
   fi
 
+  log "${clients} clients: gRPC (ghz, ${seconds}s)"
+  run_ghz "${clients}" "${seconds}s" "${out}/ghz-${clients}.json"
+  # OK answers per second of the run (ghz's own rps also counts the calls it cut at the end).
+  grpc_rps="$(jq -r '(.statusCodeDistribution.OK // 0) / (.total / 1e9)' "${out}/ghz-${clients}.json")"
+  grpc_p50="$(jq -r '[.latencyDistribution[] | select(.percentage == 50) | .latency][0] / 1e6 | . * 100 | round / 100' \
+    "${out}/ghz-${clients}.json")"
+  grpc_p99="$(jq -r '[.latencyDistribution[] | select(.percentage == 99) | .latency][0] / 1e6 | . * 100 | round / 100' \
+    "${out}/ghz-${clients}.json")"
+  # When the duration ends ghz closes its connections under the calls still in flight (at most one
+  # per worker): "transport is closing". Anything else that is not OK fails the run.
+  grpc_failed="$(jq -r --argjson workers "${clients}" '
+    ([.errorDistribution // {} | to_entries[] | select(.key | test("transport is closing")) | .value] | add // 0) as $cut
+    | ([.statusCodeDistribution // {} | to_entries[] | select(.key != "OK") | .value] | add // 0) as $bad
+    | if $cut <= $workers then $bad - $cut else $bad end' "${out}/ghz-${clients}.json")"
+  if [[ ${grpc_failed} != 0 ]]; then
+    log "gRPC run at ${clients} clients had ${grpc_failed} non-OK answers: see ${out}/ghz-${clients}.json"
+    jq '.statusCodeDistribution, .errorDistribution' "${out}/ghz-${clients}.json" >&2
+    exit 1
+  fi
+
   log "${clients} clients: pgbench (same transaction, ${seconds}s)"
   rm -rf "${out}/pgbench-log-${clients}"
   mkdir -p "${out}/pgbench-log-${clients}"
@@ -130,9 +179,17 @@ for clients in "${client_counts[@]}"; do
   pg_p50="$(pg_percentile 50 "${out}/pgbench-log-${clients}"/tx.*)"
   pg_p99="$(pg_percentile 99 "${out}/pgbench-log-${clients}"/tx.*)"
 
-  ratio="$(awk -v a="${api_rps}" -v b="${pg_tps}" 'BEGIN { printf "%.2f", a / b }')"
-  ratios+=("${ratio}")
-  rows+=("| ${clients} | $(printf '%.0f' "${api_rps}") | ${api_p50} | ${api_p99} | $(printf '%.0f' "${pg_tps}") | ${pg_p50} | ${pg_p99} | ${ratio} $(awk -v r="${ratio}" 'BEGIN { print (r >= 0.7) ? "met" : "**missed**" }') |")
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+  # verdict RATIO MINIMUM
+  verdict() { awk -v r="$1" -v m="$2" 'BEGIN { print (r >= m) ? "met" : "**missed**" }'; }
+  grpc_http="$(ratio "${grpc_rps}" "${api_rps}")"
+  http_pg="$(ratio "${api_rps}" "${pg_tps}")"
+  grpc_pg="$(ratio "${grpc_rps}" "${pg_tps}")"
+  if ((clients == 8)); then
+    http_pg="${http_pg} $(verdict "${http_pg}" 0.8)"
+    grpc_pg="${grpc_pg} $(verdict "${grpc_pg}" 0.8)"
+  fi
+  rows+=("| ${clients} | $(printf '%.0f' "${api_rps}") | ${api_p50} | ${api_p99} | $(printf '%.0f' "${grpc_rps}") | ${grpc_p50} | ${grpc_p99} | $(printf '%.0f' "${pg_tps}") | ${pg_p50} | ${pg_p99} | ${grpc_http} $(verdict "${grpc_http}" 1.0) | ${http_pg} | ${grpc_pg} | ${row_load} |")
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -155,24 +212,28 @@ cat >"${out}/summary.md" <<EOF
 Measured $(date -u +%Y-%m-%d) by \`bench/wallet/run.sh\`, all in one run on one machine: $(nproc) cores
 (${cpu:-unknown CPU}), ${mem_gib} GiB RAM, ${os}, PostgreSQL ${pg_version} from \`scripts/services\`
 (fsync and synchronous_commit on). The load generators run on the same 2 cores as the database and
-the service, and the machine was shared with other builds (load average ${load_before} before,
-${load_after} after): compare the columns, do not plan capacity from them.
+the service, and ${BENCH_MACHINE_NOTE:-the machine was shared with other builds} (load average ${load_before}
+before, ${load_after} after): compare the columns, do not plan capacity from them.
 
-After a 5 s warm-up (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through the
-HTTP API with wrk ${wrk_version} (keep-alive, one Idempotency-Key per request, users drawn from
-${users} accounts), then ${seconds} s of pgbench running
+After a 5 s warm-up of each API (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through
+the HTTP API with wrk ${wrk_version} (keep-alive, one connection per client, one Idempotency-Key per
+request, users drawn from ${users} accounts), then ${seconds} s of the same withdrawals through gRPC
+\`wallet.v1.WalletService/CreateWithdrawal\` with ghz ${GHZ_VERSION} (as many concurrent workers as clients
+over at most 4 HTTP/2 connections, a fresh idempotency_key per call), then ${seconds} s of pgbench running
 \`bench/wallet/withdraw.sql\` — the same transaction, statement for statement, prepared — with as many
 clients against the same schema. wallet-service ran with \`conf/wallet.toml\` (pool of ${pool_size}
-connections, as many HTTP threads), so at 32 and 64 clients its requests queue for the pool while
-pgbench opens one connection per client. Latency: wrk's from request sent to answer read; pgbench's per
-transaction. Target: API withdrawals/s ≥ 0.7 × pgbench tps.
+connections, as many HTTP threads; gRPC's synchronous server grows its own threads), so at 32 and 64
+clients its requests queue for the pool while pgbench opens one connection per client. Latency: wrk's
+and ghz's from request sent to answer read; pgbench's per transaction. Targets: gRPC withdrawals/s ≥
+HTTP's at every client count, and both ≥ 0.8 × pgbench tps at 8 clients (on a quiet machine). ghz is a
+Go program and takes more CPU per call than wrk, on the same 2 cores as the service and the database.
 
-| clients | API withdrawals/s | API p50 ms | API p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | API / pgbench (≥ 0.7) |
-|---|---|---|---|---|---|---|---|
+| clients | HTTP w/s | HTTP p50 ms | HTTP p99 ms | gRPC w/s | gRPC p50 ms | gRPC p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | gRPC / HTTP (≥ 1) | HTTP / pgbench | gRPC / pgbench | load avg before the row |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 After the run the schema is checked: one outbox row per withdrawal, and the accounts were debited
-exactly the sum of the withdrawals. Raw wrk and pgbench output went to \`${out}\` (not committed).
+exactly the sum of the withdrawals. Raw wrk, ghz and pgbench output went to \`${out}\` (not committed).
 EOF
 cat "${out}/summary.md"
 if [[ -z ${NO_README:-} ]]; then
