@@ -54,7 +54,7 @@
 
 #include "common/kafka.hpp"
 #include "relay/config.hpp"
-#include "relay/publisher.hpp"
+#include "relay/publishers.hpp"
 #include "relay/store.hpp"
 #include "http_client.hpp"
 #include "test_support.hpp"
@@ -304,7 +304,9 @@ int claim_ceiling(const options& o) {
   test_support::test_schema schema;
   auto db = schema.connect();
   fill_outbox(db, test_support::unique_name("bench_claim"), o.rows);
-  relay::store store(schema.database_config("relay-bench"), 60s, bench_relay_config().outbox.synchronous_commit);
+  auto settings = relay::session_settings_for(bench_relay_config().outbox);
+  settings.idle_limit = 10min;  // the bench holds the store without keep-alives
+  relay::store store(schema.database_config("relay-bench"), settings);
   std::vector<std::int16_t> all(256);
   for (std::size_t p = 0; p < all.size(); ++p) all[p] = static_cast<std::int16_t>(p);
   const auto owned = store.try_lock_partitions(all, all.size());

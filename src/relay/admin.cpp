@@ -40,34 +40,62 @@ std::vector<dead_letter> list_dead_letters(pqxx::connection& connection, std::si
   return out;
 }
 
+namespace {
+
+// Throws unknown_dead_letters naming the ids of `ids` that are not dead letters.
+void require_dead_letters(pqxx::work& tx, std::span<const std::int64_t> ids) {
+  std::vector<std::int64_t> unknown;
+  for (const auto& r : tx.exec_params("SELECT requested FROM unnest($1::bigint[]) AS requested "
+                                      "WHERE NOT EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.id = requested) "
+                                      "ORDER BY requested",
+                                      array_literal(ids))) {
+    unknown.push_back(r[0].as<std::int64_t>());
+  }
+  if (!unknown.empty()) throw unknown_dead_letters(std::move(unknown));
+}
+
+std::vector<std::int64_t> sorted_ids(const pqxx::result& result) {
+  std::vector<std::int64_t> ids;
+  ids.reserve(result.size());
+  for (const auto& r : result) ids.push_back(r[0].as<std::int64_t>());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace
+
 std::vector<std::int64_t> requeue_dead_letters(pqxx::connection& connection, std::span<const std::int64_t> ids) {
   pqxx::work tx(connection);
   const bool all = ids.empty();
-  if (!all) {
-    std::vector<std::int64_t> unknown;
-    for (const auto& r : tx.exec_params("SELECT requested FROM unnest($1::bigint[]) AS requested "
-                                        "WHERE NOT EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.id = requested) "
-                                        "ORDER BY requested",
-                                        array_literal(ids))) {
-      unknown.push_back(r[0].as<std::int64_t>());
-    }
-    if (!unknown.empty()) throw unknown_dead_letters(std::move(unknown));
-  }
+  if (!all) require_dead_letters(tx, ids);
   // The original id keeps the message traceable (logs, the outbox-id header consumers dedupe on)
   // and puts it back at its place in its key's order. The insert trigger wakes the relays.
-  const auto result = tx.exec_params(
+  const auto requeued = sorted_ids(tx.exec_params(
       "WITH moved AS (DELETE FROM outbox_dead_letters WHERE $1::boolean OR id = ANY($2::bigint[]) "
       "               RETURNING id, topic, key, payload, headers, created_at) "
       "INSERT INTO outbox_messages (id, topic, key, payload, headers, created_at) OVERRIDING SYSTEM VALUE "
       "SELECT id, topic, key, payload, headers, created_at FROM moved ORDER BY id "
       "RETURNING id",
-      all, all ? std::string("{}") : array_literal(ids));
-  std::vector<std::int64_t> requeued;
-  requeued.reserve(result.size());
-  for (const auto& r : result) requeued.push_back(r[0].as<std::int64_t>());
-  std::sort(requeued.begin(), requeued.end());
+      all, all ? std::string("{}") : array_literal(ids)));
   tx.commit();
   return requeued;
+}
+
+std::vector<std::int64_t> discard_dead_letters(pqxx::connection& connection, std::span<const std::int64_t> ids) {
+  if (ids.empty()) throw std::invalid_argument("discard_dead_letters: no ids");
+  pqxx::work tx(connection);
+  require_dead_letters(tx, ids);
+  const auto discarded = sorted_ids(tx.exec_params(
+      "WITH gone AS (DELETE FROM outbox_dead_letters WHERE id = ANY($1::bigint[]) "
+      "              RETURNING id, topic, key, payload, headers, created_at, attempts, last_error, dead_at) "
+      "INSERT INTO outbox_discarded_dead_letters "
+      "       (id, topic, key, payload, headers, created_at, attempts, last_error, dead_at) "
+      "SELECT * FROM gone RETURNING id",
+      array_literal(ids)));
+  // Relays wait for a NOTIFY or their poll interval: tell them the held keys may flow now.
+  tx.exec("SELECT pg_notify('outbox_messages', current_schema())");
+  tx.commit();
+  return discarded;
 }
 
 outbox_status read_outbox_status(pqxx::connection& connection) {
@@ -84,6 +112,16 @@ outbox_status read_outbox_status(pqxx::connection& connection) {
   if (!totals[2].is_null()) status.oldest_age_seconds = totals[2].as<double>();
   status.retrying = totals[3].as<std::int64_t>();
   status.dead_letters = totals[4].as<std::int64_t>();
+
+  const auto held = tx.exec1(
+      "SELECT (SELECT count(DISTINCT key) FROM outbox_dead_letters WHERE key IS NOT NULL), "
+      "       (SELECT count(*) FROM outbox_messages o "
+      "        WHERE EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.key = o.key AND d.id < o.id)), "
+      "       (SELECT extract(epoch FROM clock_timestamp() - min(dead_at))::float8 FROM outbox_dead_letters "
+      "        WHERE key IS NOT NULL)");
+  status.held_keys = held[0].as<std::int64_t>();
+  status.held_rows = held[1].as<std::int64_t>();
+  if (!held[2].is_null()) status.oldest_held_seconds = held[2].as<double>();
 
   for (const auto& r : tx.exec(
            "SELECT topic, sum(pending)::bigint, sum(retrying)::bigint, sum(dead)::bigint FROM ("

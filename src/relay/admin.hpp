@@ -40,9 +40,17 @@ class unknown_dead_letters : public std::runtime_error {
 
 /// Moves dead letters back into outbox_messages under their original id (attempts 0, no error),
 /// all in one transaction: the relays then publish them in id order with their key's other rows.
+/// With dead_letter_blocks_key the later rows of the key waited meanwhile, so a requeued row goes
+/// first; without it, later rows may already have been published before it.
 /// `ids` empty means every dead letter. Returns the ids requeued, ascending.
 /// Throws unknown_dead_letters (and changes nothing) when an id is not a dead letter.
 std::vector<std::int64_t> requeue_dead_letters(pqxx::connection& connection, std::span<const std::int64_t> ids);
+
+/// Drops dead letters for good (never published): moves them to outbox_discarded_dead_letters
+/// (with discarded_at and discarded_by = the database user), in one transaction; their keys'
+/// later rows flow again. `ids` must not be empty. Returns the ids discarded, ascending.
+/// Throws unknown_dead_letters (and changes nothing) when an id is not a dead letter.
+std::vector<std::int64_t> discard_dead_letters(pqxx::connection& connection, std::span<const std::int64_t> ids);
 
 struct topic_backlog {
   std::string topic;
@@ -64,6 +72,9 @@ struct outbox_status {
   std::optional<double> oldest_age_seconds;
   std::int64_t retrying = 0;
   std::int64_t dead_letters = 0;
+  std::int64_t held_keys = 0;     // keys with a dead letter (held back with dead_letter_blocks_key)
+  std::int64_t held_rows = 0;     // rows of outbox_messages behind a dead letter of their key
+  std::optional<double> oldest_held_seconds;  // since the oldest dead letter of a key was written
   std::vector<topic_backlog> topics;
   std::vector<relay_session> relays;  // relays connected to this schema now
 };

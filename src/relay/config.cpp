@@ -14,6 +14,10 @@ std::chrono::milliseconds message_timeout(std::chrono::milliseconds delivery_tim
   return delivery_timeout - std::max<std::chrono::milliseconds>(500ms, delivery_timeout / 10);
 }
 
+std::chrono::milliseconds transaction_limit(const outbox_config& outbox) {
+  return outbox.delivery_timeout + outbox.lease_timeout;
+}
+
 std::map<std::string, std::string> producer_defaults(const relay_config& config) {
   return {
       {"client.id", "outbox-relay"},
@@ -29,6 +33,11 @@ std::map<std::string, std::string> producer_defaults(const relay_config& config)
       // One batch at a time is in flight; a small queue keeps the resident size bounded.
       {"queue.buffering.max.kbytes", "16384"},
       {"message.timeout.ms", std::to_string(message_timeout(config.outbox.delivery_timeout).count())},
+      // A topic the cluster says does not exist fails its messages as unknown_topic (a blocked
+      // topic, no row's fault) after this, instead of timing out after message.timeout.ms.
+      {"topic.metadata.propagation.max.ms",
+       std::to_string(std::min<std::chrono::milliseconds>(10s, message_timeout(config.outbox.delivery_timeout) / 2)
+                          .count())},
       {"socket.keepalive.enable", "true"},
   };
 }
@@ -82,6 +91,8 @@ relay_config parse_config(common::config_reader& reader) {
   o.shutdown_timeout = reader.get_duration("outbox.shutdown_timeout", o.shutdown_timeout, 1s, 10min);
   o.lease_refresh = reader.get_duration("outbox.lease_refresh", o.lease_refresh, 100ms, 1min);
   o.synchronous_commit = reader.get_bool("outbox.synchronous_commit", o.synchronous_commit);
+  o.lease_timeout = reader.get_duration("outbox.lease_timeout", o.lease_timeout, 1s, 10min);
+  o.dead_letter_blocks_key = reader.get_bool("outbox.dead_letter_blocks_key", o.dead_letter_blocks_key);
   check_order(o.retry_backoff, o.retry_backoff_max, "outbox.retry_backoff", "outbox.retry_backoff_max");
   check_order(o.broker_backoff, o.broker_backoff_max, "outbox.broker_backoff", "outbox.broker_backoff_max");
 

@@ -39,6 +39,16 @@ struct outbox_config {
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(20)};
   /// How often partition leases are rebalanced among the live relays.
   std::chrono::milliseconds lease_refresh{std::chrono::seconds(2)};
+  /// The freeze bound: a relay that stops talking to the database (SIGSTOP, a VM pause, a hung
+  /// host) loses its partition leases after lease_timeout when frozen between batches, and after
+  /// delivery_timeout + lease_timeout when frozen with a batch open (the server ends its sessions:
+  /// idle_session_timeout / idle_in_transaction_session_timeout). A working relay touches its
+  /// sessions every lease_timeout / 5.
+  std::chrono::milliseconds lease_timeout{std::chrono::seconds(15)};
+  /// A dead-lettered row holds back the later rows of its key until it is requeued (it then goes
+  /// first) or discarded (walletctl dead-letters requeue / discard). false: later rows flow on
+  /// (the key's order ends at the dead letter).
+  bool dead_letter_blocks_key = true;
   /// synchronous_commit of the relay's own sessions. Off: a commit does not wait for the WAL
   /// flush. Its commits only delete rows the broker already acknowledged (or count a rejection),
   /// so a database crash can undo the last ~0.6 s of them and those rows are published again
@@ -79,6 +89,9 @@ relay_config load_config(const std::filesystem::path& path,
 /// small linger, a bounded queue, message.timeout.ms below delivery_timeout), then
 /// [kafka.properties], which win. Kept as a map so --check-config can validate it.
 std::map<std::string, std::string> producer_defaults(const relay_config& config);
+
+/// How long the relay's sessions may stay idle in a transaction: delivery_timeout + lease_timeout.
+std::chrono::milliseconds transaction_limit(const outbox_config& outbox);
 
 /// message.timeout.ms the relay sets: below delivery_timeout by a margin, so a delivery report
 /// (success or timeout) arrives for every message before the batch's deadline.

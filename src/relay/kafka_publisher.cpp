@@ -21,8 +21,9 @@ delivery_status classify_kafka_error(int error_code) noexcept {
   switch (static_cast<rd_kafka_resp_err_t>(error_code)) {
     case RD_KAFKA_RESP_ERR_NO_ERROR:
       return delivery_status::persisted;
-    // The message itself, or its topic, is the problem: sending it again unchanged will not help
-    // (or only after an operator acts), so it counts as an attempt and may end as a dead letter.
+    // The message itself is the problem: sending it again unchanged will not help, so it counts as
+    // an attempt and may end as a dead letter. TOPIC_EXCEPTION is an invalid topic name (the row's
+    // own topic column), which no operator action can make valid.
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
@@ -33,14 +34,24 @@ delivery_status classify_kafka_error(int error_code) noexcept {
     case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
     case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
     case RD_KAFKA_RESP_ERR__INVALID_ARG:
-    // Librdkafka reports these only once the cluster said the topic does not exist (auto-creation
-    // off or refused), or the partition is outside the topic.
+      return delivery_status::rejected;
+    // The topic or the cluster refuses every message for now (a topic not created yet with
+    // auto-creation off, an ACL, too few in-sync replicas, no leader): no row's fault. Counting
+    // these as attempts would dead-letter the whole backlog during one operator mistake.
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
-      return delivery_status::rejected;
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+      return delivery_status::blocked;
+    // Everything else (timeouts, transport errors, all brokers down, purged, fatal): not the
+    // message's fault either; the broker did not answer in time.
     default:
       return delivery_status::failed;
   }
@@ -286,6 +297,26 @@ bool kafka_publisher::reachable(std::chrono::milliseconds timeout) {
   recreate_if_fatal();
   if (answered) batch_->connectivity_problem.reset();
   return answered;
+}
+
+void kafka_publisher::refresh_topics(std::span<const std::string> topics) {
+  struct topic_deleter {
+    void operator()(rd_kafka_topic_t* topic) const noexcept { rd_kafka_topic_destroy(topic); }
+  };
+  for (const auto& name : topics) {
+    // A metadata request for the topic itself updates librdkafka's cache at once (a topic it
+    // marked as not existing would otherwise stay so until its periodic refresh).
+    const std::unique_ptr<rd_kafka_topic_t, topic_deleter> topic(rd_kafka_topic_new(producer_.get(), name.c_str(), nullptr));
+    if (!topic) continue;
+    const rd_kafka_metadata_t* metadata = nullptr;
+    const auto code = rd_kafka_metadata(producer_.get(), 0, topic.get(), &metadata, 2000);
+    if (code == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::debug("topic {}: metadata refreshed ({})", name,
+                    metadata->topic_cnt > 0 ? rd_kafka_err2name(metadata->topics[0].err) : "no topic");
+      rd_kafka_metadata_destroy(metadata);
+    }
+  }
+  rd_kafka_poll(producer_.get(), 0);
 }
 
 std::optional<std::string> kafka_publisher::connectivity_problem() {

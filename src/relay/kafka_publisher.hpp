@@ -1,6 +1,7 @@
 #pragma once
 // Kafka publisher on librdkafka: an idempotent producer, one delivery report per message,
-// each classified as persisted, rejected (the message's fault) or failed (the broker's).
+// each classified as persisted, rejected (the message's fault), blocked (its topic's or the
+// cluster's, for now) or failed (the broker did not answer in time).
 
 #include <chrono>
 #include <cstdint>
@@ -16,8 +17,10 @@
 namespace relay {
 
 /// What a librdkafka error code (rd_kafka_resp_err_t as int) means for the row: `rejected` for
-/// errors that retrying the same message will not fix soon (size limits, invalid or unknown
-/// topic, authorization), `failed` for everything else (timeouts, transport, leader changes).
+/// errors of the message itself that retrying it unchanged will not fix (size limits, invalid
+/// record, invalid topic name); `blocked` for errors of its whole topic or of the cluster (unknown
+/// topic or partition, topic/cluster authorization, not enough replicas, no leader, storage
+/// error); `failed` for everything else (timeouts, transport, all brokers down, purged).
 /// `persisted` for RD_KAFKA_RESP_ERR_NO_ERROR.
 delivery_status classify_kafka_error(int error_code) noexcept;
 
@@ -49,6 +52,7 @@ class kafka_publisher final : public publisher {
   std::vector<delivery_result> collect(std::chrono::steady_clock::time_point deadline,
                                        const std::function<bool()>& keep_waiting) override;
   bool reachable(std::chrono::milliseconds timeout) override;
+  void refresh_topics(std::span<const std::string> topics) override;
   std::optional<std::string> connectivity_problem() override;
   std::size_t close(std::chrono::milliseconds timeout) override;
 

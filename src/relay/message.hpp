@@ -22,12 +22,16 @@ struct outbox_row {
 enum class delivery_status {
   /// The broker acknowledged it (Kafka: delivery report PERSISTED; Redis: XADD returned an id).
   persisted,
-  /// Refused for good for this message (too large, invalid or forbidden topic): counts as an
-  /// attempt; dead-lettered after max_attempts.
+  /// Refused for good for this message itself (too large, invalid record, invalid topic name):
+  /// counts as an attempt; dead-lettered after max_attempts.
   rejected,
-  /// Not delivered for a reason that is not the message's fault (broker down, timed out): the row
-  /// stays as it is and the relay backs off.
+  /// Not delivered because the broker could not be reached in time (all brokers down, timed out):
+  /// the row stays as it is; the relay steps aside and backs off.
   failed,
+  /// Refused by the broker for every message of its topic, or of the cluster, for now (unknown
+  /// topic or partition, topic or cluster authorization, not enough replicas, no leader): the row
+  /// stays as it is (no attempt counted); the relay reports the topic blocked and backs off.
+  blocked,
   /// Not sent: an earlier row of the same key failed in this batch, and sending this one would
   /// overtake it.
   held_back,

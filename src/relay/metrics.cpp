@@ -45,7 +45,14 @@ relay_metrics::relay_metrics()
       broker_up_(gauge(*registry_, "relay_broker_up", "1 when the broker accepts the relay's messages")),
       pending_rows_(gauge(*registry_, "outbox_pending_rows",
                           "Rows in outbox_messages (exact up to 100000, then the planner's estimate)")),
-      oldest_age_(gauge(*registry_, "outbox_oldest_pending_age_seconds", "Age of the oldest row in outbox_messages")) {}
+      oldest_age_(gauge(*registry_, "outbox_oldest_pending_age_seconds", "Age of the oldest row in outbox_messages")),
+      publish_blocked_(BuildGauge()
+                           .Name("relay_publish_blocked")
+                           .Help("1 while the broker refuses every message of the topic for this reason (rows stay)")
+                           .Register(*registry_)),
+      held_keys_(gauge(*registry_, "relay_held_keys", "Keys whose later rows wait behind a dead letter")),
+      oldest_held_key_age_(gauge(*registry_, "relay_oldest_held_key_age_seconds",
+                                 "How long the longest-held key has waited behind its dead letter")) {}
 
 void relay_metrics::published(const std::string& topic, double commit_to_ack_seconds) {
   published_.Add({{"topic", topic}}).Increment();
@@ -53,5 +60,13 @@ void relay_metrics::published(const std::string& topic, double commit_to_ack_sec
 }
 
 void relay_metrics::publish_error(const std::string& reason) { publish_errors_.Add({{"reason", reason}}).Increment(); }
+
+}  // namespace relay
+
+namespace relay {
+
+void relay_metrics::publish_blocked(const std::string& topic, const std::string& reason, bool blocked) {
+  publish_blocked_.Add({{"topic", topic}, {"reason", reason}}).Set(blocked ? 1 : 0);
+}
 
 }  // namespace relay

@@ -11,6 +11,9 @@
 //   relay_batch_size                    histogram  rows per claimed batch
 //   relay_partitions_owned              gauge      partition leases held (of 256)
 //   relay_database_up, relay_broker_up  gauge      1 when reachable
+//   relay_publish_blocked{topic,reason} gauge     1 while the broker refuses the whole topic for that reason
+//   relay_held_keys                     gauge      keys held back by a dead letter (dead_letter_blocks_key)
+//   relay_oldest_held_key_age_seconds   gauge      how long the oldest held key has been held (0 when none)
 
 #include <cstddef>
 #include <cstdint>
@@ -40,6 +43,11 @@ class relay_metrics {
   void broker_up(bool up) { broker_up_.Set(up ? 1 : 0); }
   void pending_rows(std::int64_t n) { pending_rows_.Set(static_cast<double>(n)); }
   void oldest_age(double seconds) { oldest_age_.Set(seconds); }
+  void publish_blocked(const std::string& topic, const std::string& reason, bool blocked);
+  void held_keys(std::int64_t keys, double oldest_age_seconds) {
+    held_keys_.Set(static_cast<double>(keys));
+    oldest_held_key_age_.Set(oldest_age_seconds);
+  }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -53,6 +61,9 @@ class relay_metrics {
   prometheus::Gauge& broker_up_;
   prometheus::Gauge& pending_rows_;
   prometheus::Gauge& oldest_age_;
+  prometheus::Family<prometheus::Gauge>& publish_blocked_;
+  prometheus::Gauge& held_keys_;
+  prometheus::Gauge& oldest_held_key_age_;
 };
 
 }  // namespace relay

@@ -53,6 +53,10 @@ class publisher {
   /// True when the broker answers within `timeout` (Kafka metadata, Redis PING).
   virtual bool reachable(std::chrono::milliseconds timeout) = 0;
 
+  /// Makes the client look at `topics` again (they were blocked: e.g. created meanwhile). Blocks
+  /// at most ~2 s per topic. Default: nothing to refresh.
+  virtual void refresh_topics(std::span<const std::string> /*topics*/) {}
+
   /// Serves pending client events without blocking; returns a description of a connectivity
   /// problem reported since the last call (e.g. "all brokers down"), if any.
   virtual std::optional<std::string> connectivity_problem() = 0;
@@ -61,9 +65,5 @@ class publisher {
   /// messages were left undelivered (logged by the caller).
   virtual std::size_t close(std::chrono::milliseconds timeout) = 0;
 };
-
-/// The publisher for config.mq. Throws common::config_error when the client cannot be set up
-/// with the given properties.
-std::unique_ptr<publisher> make_publisher(const relay_config& config);
 
 }  // namespace relay

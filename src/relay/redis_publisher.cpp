@@ -19,6 +19,12 @@ delivery_status classify_redis_error(const std::string& error_reply) {
   for (const auto p : passing) {
     if (prefix == p) return delivery_status::failed;
   }
+  // The stream (our topic) refuses every entry until an operator acts: an ACL, or a key of
+  // another type under the stream's name. No row's fault.
+  static constexpr std::array<std::string_view, 3> stream_wide = {"NOPERM", "NOAUTH", "WRONGTYPE"};
+  for (const auto p : stream_wide) {
+    if (prefix == p) return delivery_status::blocked;
+  }
   return delivery_status::rejected;
 }
 
@@ -98,10 +104,40 @@ std::vector<delivery_result> redis_publisher::collect(clock_type::time_point dea
   return std::exchange(results_, {});
 }
 
+std::optional<std::string> redis_durability_warning(common::redis::connection& redis) {
+  auto setting = [&](const std::string& name) -> std::optional<std::string> {
+    const auto reply = redis.command({"CONFIG", "GET", name});
+    if (reply.is_error() || reply.elements.size() < 2) return std::nullopt;
+    return reply.elements[1].text;
+  };
+  const auto appendonly = setting("appendonly");
+  const auto appendfsync = setting("appendfsync");
+  if (!appendonly || !appendfsync) {
+    return "cannot read Redis' persistence settings (CONFIG GET refused): the relay cannot tell whether an "
+           "acknowledged XADD survives a Redis crash; rows are deleted on acknowledgement (README: Redis Streams "
+           "durability)";
+  }
+  if (*appendonly != "yes") {
+    return "Redis runs without AOF (appendonly " + *appendonly +
+           "): a Redis crash or restart loses acknowledged stream entries whose rows the relay already deleted; set "
+           "appendonly yes and appendfsync always (README: Redis Streams durability)";
+  }
+  if (*appendfsync != "always") {
+    return "Redis fsyncs its AOF with appendfsync " + *appendfsync +
+           ": a Redis crash loses up to about a second of acknowledged stream entries whose rows the relay already "
+           "deleted; set appendfsync always (README: Redis Streams durability)";
+  }
+  return std::nullopt;
+}
+
 bool redis_publisher::reachable(std::chrono::milliseconds timeout) {
   try {
     if (!connection_) connection_.emplace(endpoint_, std::min(timeout, io_timeout_));
     const auto reply = connection_->command({"PING"});
+    if (!reply.is_error() && !durability_checked_) {
+      durability_checked_ = true;
+      if (const auto warning = redis_durability_warning(*connection_)) spdlog::warn("{}", *warning);
+    }
     if (!reply.is_error()) return true;
     spdlog::debug("redis PING: {}", reply.text);
   } catch (const common::redis::connection_error& e) {

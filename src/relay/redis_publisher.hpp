@@ -15,9 +15,14 @@
 namespace relay {
 
 /// What an error reply means for the row: `failed` for conditions of the server that pass
-/// (OOM, LOADING, BUSY, MASTERDOWN, READONLY, TRYAGAIN, CLUSTERDOWN), `rejected` for anything
-/// else (WRONGTYPE: the stream key holds another type; ERR: the command was refused).
+/// (OOM, LOADING, BUSY, MASTERDOWN, READONLY, TRYAGAIN, CLUSTERDOWN), `blocked` for refusals of
+/// the whole stream until an operator acts (NOPERM, NOAUTH, WRONGTYPE: the stream key holds
+/// another type), `rejected` for anything else (ERR: the command was refused for this entry).
 delivery_status classify_redis_error(const std::string& error_reply);
+
+/// Why an entry Redis acknowledged might not survive a Redis crash (no AOF, appendfsync other than
+/// always, settings unreadable); nullopt when it does. One CONFIG GET per setting on `redis`.
+std::optional<std::string> redis_durability_warning(common::redis::connection& redis);
 
 class redis_publisher final : public publisher {
  public:
@@ -41,6 +46,7 @@ class redis_publisher final : public publisher {
   std::int64_t stream_max_len_;
   std::chrono::milliseconds io_timeout_;
   std::optional<common::redis::connection> connection_;
+  bool durability_checked_ = false;  // the startup warning is logged once
   // The batch between send() and collect().
   std::size_t sent_ = 0;
   std::vector<delivery_result> results_;

@@ -1,5 +1,6 @@
 #include "relay/store.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -14,31 +15,45 @@ namespace {
 constexpr const char* notify_channel = "outbox_messages";
 constexpr std::size_t max_error_length = 2000;
 
-// A row is claimable unless it waits for its own retry, or an earlier row of its key does.
-// OFFSET 0 keeps the NOT EXISTS a per-row probe of the small outbox_messages_retrying index;
-// flattened into an anti-join the planner materialises every retrying row and compares each
-// claimed row against all of them (62 ms instead of 1.5 ms per 500-row claim at 1M rows).
-constexpr const char* claimable = R"(
+// A row is claimable unless it waits for its own retry, or an earlier row of its key does, or
+// (dead_letter_blocks_key) an earlier row of its key is a dead letter.
+// OFFSET 0 keeps each NOT EXISTS a per-row probe of a small index (outbox_messages_retrying,
+// outbox_dead_letters_key); flattened into an anti-join the planner materialises every retrying
+// row and compares each claimed row against all of them (62 ms instead of 1.5 ms per 500-row
+// claim at 1M rows).
+std::string claimable(bool dead_letter_blocks_key) {
+  std::string sql = R"(
       o.partition_no = ANY($1::smallint[])
   AND (o.attempts = 0 OR o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
   AND NOT EXISTS (SELECT 1 FROM outbox_messages r
                   WHERE r.attempts > 0 AND r.key = o.key AND r.id < o.id AND r.next_attempt_at > now()
                   OFFSET 0))";
+  if (dead_letter_blocks_key) {
+    sql += R"(
+  AND NOT EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.key = o.key AND d.id < o.id OFFSET 0))";
+  }
+  return sql;
+}
 
-const std::string claim_sql = fmt::format(R"(
+// $3: topics left out for now (blocked at the broker), so that the other topics flow.
+std::string claim_sql(bool dead_letter_blocks_key) {
+  return fmt::format(R"(
 SELECT o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts,
        (extract(epoch FROM clock_timestamp() - o.created_at) * 1000000)::bigint
 FROM outbox_messages o
 WHERE {}
+  AND o.topic <> ALL($3::text[])
 ORDER BY o.id
 LIMIT $2
 FOR UPDATE SKIP LOCKED)",
-                                          claimable);
+                     claimable(dead_letter_blocks_key));
+}
 
 // pending_rows: counting 1M rows costs ~150 ms, so the exact count stops at 100,000 and the
 // planner's estimate (scaled to the table's current size) takes over. The CASE keeps the count
 // from running at all when not asked for (an InitPlan runs only when its value is needed).
-const std::string beat_sql = fmt::format(R"(
+std::string beat_sql(bool dead_letter_blocks_key) {
+  return fmt::format(R"(
 SELECT (SELECT count(*) FROM pg_stat_activity
         WHERE datname = current_database() AND application_name = $2),
        EXISTS (SELECT 1 FROM outbox_messages o WHERE {}),
@@ -53,7 +68,13 @@ SELECT (SELECT count(*) FROM pg_stat_activity
                        FROM pg_class c WHERE c.oid = 'outbox_messages'::regclass)) END
          FROM (SELECT count(*) AS n FROM (SELECT 1 FROM outbox_messages LIMIT 100001) capped) exact)
        END)",
-                                         claimable);
+                     claimable(dead_letter_blocks_key));
+}
+
+// A key is held while it has a dead letter (with dead_letter_blocks_key its later rows wait).
+constexpr const char* held_keys_sql = R"(
+SELECT count(DISTINCT key), extract(epoch FROM clock_timestamp() - min(dead_at))::float8
+FROM outbox_dead_letters WHERE key IS NOT NULL)";
 
 constexpr const char* try_lock_sql =
     "SELECT p FROM unnest($2::integer[]) AS p WHERE pg_try_advisory_lock($1::integer, p) LIMIT $3";
@@ -98,6 +119,20 @@ std::string with_keepalives(std::string connection_string) {
 
 std::string array_literal(std::span<const std::int16_t> values) { return join_array(values); }
 std::string array_literal(std::span<const std::int64_t> values) { return join_array(values); }
+std::string array_literal(std::span<const std::string> values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (const char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
 
 class store::listener final : public pqxx::notification_receiver {
  public:
@@ -118,7 +153,7 @@ namespace {
 // advisory locks and row locks while we think we hold them), named, with its timeouts.
 // Returns the application_name as the server stores it.
 std::string set_up_session(pqxx::connection& connection, const std::string& application_name,
-                           std::chrono::milliseconds transaction_limit, bool synchronous_commit) {
+                           const session_settings& settings) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
   connection.inhibit_reactivation(true);
@@ -129,13 +164,16 @@ std::string set_up_session(pqxx::connection& connection, const std::string& appl
   return tx.exec_params1("SELECT set_config('application_name', $1, false), "
                          "       set_config('statement_timeout', '30s', false), "
                          "       set_config('idle_in_transaction_session_timeout', $2, false), "
+                         // The freeze bound between batches (PostgreSQL 14+).
+                         "       set_config('idle_session_timeout', $3, false), "
                          // Server-side keepalives: a relay host that vanishes loses its leases
                          // within ~25 s.
                          "       set_config('tcp_keepalives_idle', '10', false), "
                          "       set_config('tcp_keepalives_interval', '5', false), "
                          "       set_config('tcp_keepalives_count', '3', false), "
-                         "       set_config('synchronous_commit', $3, false)",
-                         application_name, std::to_string(transaction_limit.count()), synchronous_commit ? "on" : "off")[0]
+                         "       set_config('synchronous_commit', $4, false)",
+                         application_name, std::to_string(settings.transaction_limit.count()),
+                         std::to_string(settings.idle_limit.count()), settings.synchronous_commit ? "on" : "off")[0]
       .as<std::string>();
 }
 
@@ -147,46 +185,70 @@ void prepare_all(pqxx::connection& connection, std::span<const std::pair<const c
 }
 
 // What a claim transaction runs, on either connection.
-const std::pair<const char*, std::string> batch_statements[] = {
-    {"relay_claim", claim_sql},
-    {"relay_delete", delete_sql},
-    {"relay_reject", reject_sql},
-    {"relay_dead_letter", dead_letter_sql},
-};
+std::vector<std::pair<const char*, std::string>> batch_statements(bool dead_letter_blocks_key) {
+  return {
+      {"relay_claim", claim_sql(dead_letter_blocks_key)},
+      {"relay_delete", delete_sql},
+      {"relay_reject", reject_sql},
+      {"relay_dead_letter", dead_letter_sql},
+      {"relay_lock", try_lock_sql},
+      {"relay_unlock", unlock_sql},
+  };
+}
 // What only the main connection runs.
-const std::pair<const char*, std::string> session_statements[] = {
-    {"relay_beat", beat_sql},
-    {"relay_try_lock", try_lock_sql},
-    {"relay_unlock", unlock_sql},
-};
+std::vector<std::pair<const char*, std::string>> session_statements(bool dead_letter_blocks_key) {
+  return {
+      {"relay_beat", beat_sql(dead_letter_blocks_key)},
+      {"relay_held_keys", held_keys_sql},
+  };
+}
+
+std::vector<std::int16_t> partitions_of(const pqxx::result& result) {
+  std::vector<std::int16_t> out;
+  out.reserve(result.size());
+  for (const auto& r : result) out.push_back(r[0].as<std::int16_t>());
+  return out;
+}
 
 }  // namespace
 
-store::store(const common::database_config& config, std::chrono::milliseconds transaction_limit,
-             bool synchronous_commit)
-    : connection_string_(with_keepalives(common::connection_string(config))),
-      transaction_limit_(transaction_limit),
-      synchronous_commit_(synchronous_commit) {
+session_settings session_settings_for(const outbox_config& outbox) {
+  session_settings settings;
+  settings.transaction_limit = transaction_limit(outbox);
+  settings.idle_limit = outbox.lease_timeout;
+  settings.synchronous_commit = outbox.synchronous_commit;
+  settings.dead_letter_blocks_key = outbox.dead_letter_blocks_key;
+  return settings;
+}
+
+store::store(const common::database_config& config, const session_settings& settings)
+    : connection_string_(with_keepalives(common::connection_string(config))), settings_(settings) {
   connection_ = std::make_unique<pqxx::connection>(connection_string_);
   {
     pqxx::nontransaction tx(*connection_);
     const auto row = tx.exec1("SELECT current_schema(), hashtext(current_schema()), "
+                              "hashtext(current_schema() || ':claims'), "
                               "to_regclass('outbox_messages') IS NOT NULL, to_regclass('outbox_dead_letters') IS NOT NULL");
     if (row[0].is_null()) {
       throw store_error("database: the search_path names no existing schema: create it and run `walletctl migrate up`");
     }
     schema_ = row[0].as<std::string>();
     lock_class_ = row[1].as<int>();
-    if (!row[2].as<bool>() || !row[3].as<bool>()) {
+    claims_lock_class_ = row[2].as<int>();
+    if (!row[3].as<bool>() || !row[4].as<bool>()) {
       throw store_error(fmt::format("database: schema \"{}\" has no outbox_messages/outbox_dead_letters table: run "
                                     "`walletctl migrate up` against it",
                                     schema_));
     }
   }
-  application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, transaction_limit_, synchronous_commit_);
-  prepare_all(*connection_, batch_statements);
-  prepare_all(*connection_, session_statements);
+  application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, settings_);
+  prepare_all(*connection_, batch_statements(settings_.dead_letter_blocks_key));
+  prepare_all(*connection_, session_statements(settings_.dead_letter_blocks_key));
   listener_ = std::make_unique<listener>(*connection_, schema_, notified_);
+
+  claim_connection_ = std::make_unique<pqxx::connection>(connection_string_);
+  set_up_session(*claim_connection_, "outbox-relay-claims:" + schema_, settings_);
+  prepare_all(*claim_connection_, batch_statements(settings_.dead_letter_blocks_key));
 }
 
 store::~store() = default;
@@ -217,20 +279,49 @@ heartbeat store::beat(std::span<const std::int16_t> owned, bool count_rows) {
   return out;
 }
 
+std::pair<std::int64_t, std::optional<double>> store::held_keys() {
+  pqxx::nontransaction tx(*connection_);
+  const auto row = tx.exec_prepared1("relay_held_keys");
+  std::optional<double> age;
+  if (!row[1].is_null()) age = row[1].as<double>();
+  return {row[0].as<std::int64_t>(), age};
+}
+
+void store::keep_alive() {
+  if (!connection_busy_) pqxx::nontransaction(*connection_).exec("SELECT 1");
+  if (!claim_connection_busy_) pqxx::nontransaction(*claim_connection_).exec("SELECT 1");
+}
+
 std::vector<std::int16_t> store::try_lock_partitions(std::span<const std::int16_t> candidates, std::size_t limit) {
   if (candidates.empty() || limit == 0) return {};
-  pqxx::nontransaction tx(*connection_);
-  const auto result = tx.exec_prepared("relay_try_lock", lock_class_, array_literal(candidates), limit);
-  std::vector<std::int16_t> locked;
-  locked.reserve(result.size());
-  for (const auto& r : result) locked.push_back(r[0].as<std::int16_t>());
-  return locked;
+  // The main session first, then the claims session on what the main one got; what the claims
+  // session cannot get (an old owner's claims session still lives) is released again.
+  const auto mains = partitions_of(
+      pqxx::nontransaction(*connection_).exec_prepared("relay_lock", lock_class_, array_literal(candidates), limit));
+  if (mains.empty()) return {};
+  auto both = partitions_of(pqxx::nontransaction(*claim_connection_)
+                                .exec_prepared("relay_lock", claims_lock_class_, array_literal(mains), mains.size()));
+  if (both.size() != mains.size()) {
+    std::vector<std::int16_t> refused;
+    for (const auto p : mains) {
+      if (std::find(both.begin(), both.end(), p) == both.end()) refused.push_back(p);
+    }
+    pqxx::nontransaction(*connection_).exec_prepared("relay_unlock", lock_class_, array_literal(refused));
+    spdlog::debug("partition leases: {} partitions free on the main lock class are still held by another relay's "
+                  "claims session (its main session ended first); not taken",
+                  refused.size());
+  }
+  return both;
 }
 
 void store::unlock_partitions(std::span<const std::int16_t> partitions) {
   if (partitions.empty()) return;
-  pqxx::nontransaction tx(*connection_);
-  const auto released = tx.exec_prepared1("relay_unlock", lock_class_, array_literal(partitions))[0].as<std::size_t>();
+  const auto literal = array_literal(partitions);
+  // Main session first: until the claims lock goes too, nobody can take the partition.
+  const auto released = pqxx::nontransaction(*connection_)
+                            .exec_prepared1("relay_unlock", lock_class_, literal)[0]
+                            .as<std::size_t>();
+  pqxx::nontransaction(*claim_connection_).exec_prepared1("relay_unlock", claims_lock_class_, literal);
   if (released != partitions.size()) {
     spdlog::warn("released {} of {} partition leases: the others were not held by this session", released,
                  partitions.size());
@@ -243,22 +334,16 @@ pqxx::connection& store::free_connection(bool*& busy) {
     return *connection_;
   }
   if (claim_connection_busy_) throw std::logic_error("relay store: a third claim while two batches are open");
-  if (!claim_connection_) {
-    // Opened on the first overlapping claim: a relay that never has a backlog keeps one session.
-    auto connection = std::make_unique<pqxx::connection>(connection_string_);
-    set_up_session(*connection, "outbox-relay-claims:" + schema_, transaction_limit_, synchronous_commit_);
-    prepare_all(*connection, batch_statements);
-    claim_connection_ = std::move(connection);
-  }
   busy = &claim_connection_busy_;
   return *claim_connection_;
 }
 
-claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limit) {
+claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limit,
+                           std::span<const std::string> excluded_topics) {
   bool* busy = nullptr;
   auto& connection = free_connection(busy);
   auto tx = std::make_unique<pqxx::work>(connection, "relay_claim");
-  const auto result = tx->exec_prepared("relay_claim", array_literal(owned), limit);
+  const auto result = tx->exec_prepared("relay_claim", array_literal(owned), limit, array_literal(excluded_topics));
   std::vector<outbox_row> rows;
   rows.reserve(result.size());
   for (const auto& r : result) {
@@ -319,5 +404,7 @@ void claimed_batch::commit() {
 }
 
 void claimed_batch::roll_back() noexcept { close(); }
+
+void claimed_batch::confirm_held() { tx_->exec("SELECT 1"); }
 
 }  // namespace relay

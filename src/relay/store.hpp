@@ -1,20 +1,28 @@
 #pragma once
-// The relay's side of PostgreSQL: one session that holds what a relay is (its leases, its LISTEN,
-// its heartbeats) and runs its claims, plus a second session for claims only, opened when the
-// relay first claims a batch while another is still open (the backlog pipeline, see service.cpp).
-// Both live and die together: after any failure the caller drops the store as a whole.
+// The relay's side of PostgreSQL: two sessions that live and die together. The main session holds
+// what a relay is (its leases, its LISTEN, its heartbeats) and runs claims; the claims session runs
+// the claims of the backlog pipeline (a batch claimed while another is still open, see
+// pipeline.cpp). After any failure the caller drops the store as a whole.
 //
-//   * Leases: partition p (outbox_messages.partition_no, 0..255) belongs to the session holding
-//     the advisory lock pg_try_advisory_lock(hashtext(current_schema()), p). Relays of other
-//     schemas use another class id and never meet.
+//   * Leases: partition p (outbox_messages.partition_no, 0..255) belongs to a relay when BOTH its
+//     sessions hold their advisory lock on it: the main session pg_advisory_lock(hashtext(schema), p),
+//     the claims session pg_advisory_lock(hashtext(schema || ':claims'), p). A relay takes a
+//     partition only when it gets both, so as long as either session of the old owner lives, that
+//     session's row locks and batches cannot be overtaken: when one session dies alone, nobody
+//     else can take the partitions until the relay notices and closes the other.
+//   * Freeze bound: both sessions run with idle_session_timeout = lease_timeout and
+//     idle_in_transaction_session_timeout = transaction_limit, so the server ends the sessions of
+//     a relay that stops talking (SIGSTOP, a VM pause) and its leases go with them; keep_alive()
+//     keeps a working relay's idle sessions from reaching the limit.
 //   * Claims: one transaction per batch, SELECT ... FOR UPDATE SKIP LOCKED in id order over the
-//     owned partitions, skipping rows (and later rows of their key) that wait for a retry.
+//     owned partitions, skipping rows (and later rows of their key) that wait for a retry, and,
+//     with dead_letter_blocks_key, later rows of a key that has a dead letter.
 //   * Wake-ups: LISTEN outbox_messages; the insert trigger's payload names the schema.
 //
 // Not thread-safe: one thread (the relay loop) uses a store. Every call may throw the pqxx
 // exceptions of a failed or broken connection (pqxx::broken_connection, pqxx::sql_error, ...);
 // after any exception other than from claimed_batch::reject/dead_letter the caller drops the
-// store and connects a new one (its leases are gone with the old session).
+// store and connects a new one (its leases are gone with the old sessions).
 // Blocking: each statement is bounded by the session's statement_timeout (30 s); connecting by
 // [database] connect_timeout.
 
@@ -26,9 +34,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/database.hpp"
+#include "relay/config.hpp"
 #include "relay/message.hpp"
 
 #include <pqxx/connection>
@@ -81,6 +91,10 @@ class claimed_batch {
   void commit();
   /// Ends the transaction without changes: its rows stay, unlocked, for a later claim.
   void roll_back() noexcept;
+  /// One round trip in the batch's transaction: throws pqxx::broken_connection (or another
+  /// pqxx::failure) when its session is gone, i.e. when the relay may no longer own its rows'
+  /// partitions. Called right before the rows are handed to the broker.
+  void confirm_held();
 
  private:
   friend class store;
@@ -92,15 +106,29 @@ class claimed_batch {
   bool* busy_;  // the store's flag for the connection this batch occupies
 };
 
+/// How the store's sessions are set up.
+struct session_settings {
+  /// idle_in_transaction_session_timeout: a relay frozen with a batch open loses its sessions
+  /// (row locks and leases) after it.
+  std::chrono::milliseconds transaction_limit{std::chrono::seconds(45)};
+  /// idle_session_timeout: a relay frozen between batches loses its sessions after it. The
+  /// caller must call keep_alive() well within it.
+  std::chrono::milliseconds idle_limit{std::chrono::seconds(15)};
+  /// synchronous_commit of the sessions (see outbox_config::synchronous_commit).
+  bool synchronous_commit = false;
+  /// Later rows of a key with a dead letter are not claimable (outbox.dead_letter_blocks_key).
+  bool dead_letter_blocks_key = true;
+};
+
+/// The settings `outbox` asks for (see outbox_config).
+session_settings session_settings_for(const outbox_config& outbox);
+
 class store {
  public:
-  /// Connects, checks the schema, names the session, sets its timeouts, prepares the statements
-  /// and LISTENs. `transaction_limit` bounds how long a claim transaction may stay open
-  /// (idle_in_transaction_session_timeout): a relay frozen mid-batch loses its locks after it;
-  /// `synchronous_commit` is the sessions' setting (see outbox_config::synchronous_commit).
-  /// Throws pqxx::broken_connection (unreachable) or store_error (schema not migrated).
-  store(const common::database_config& config, std::chrono::milliseconds transaction_limit,
-        bool synchronous_commit);
+  /// Connects both sessions, checks the schema, names the sessions, sets their timeouts, prepares
+  /// the statements and LISTENs. Throws pqxx::broken_connection (unreachable) or store_error
+  /// (schema not migrated).
+  store(const common::database_config& config, const session_settings& settings);
   ~store();
   store(const store&) = delete;
   store& operator=(const store&) = delete;
@@ -120,16 +148,29 @@ class store {
 
   heartbeat beat(std::span<const std::int16_t> owned, bool count_rows);
 
-  /// Tries to lock `candidates` in order until `limit` are locked; returns those locked.
+  /// Keys held back by a dead letter (dead_letter_blocks_key): how many, and how long the oldest
+  /// has been held (seconds since its dead letter was written). {0, nullopt} when none.
+  std::pair<std::int64_t, std::optional<double>> held_keys();
+
+  /// Tries to lease `candidates` in order until `limit` are leased (both sessions' locks, see
+  /// above); returns those leased.
   std::vector<std::int16_t> try_lock_partitions(std::span<const std::int16_t> candidates, std::size_t limit);
-  /// Releases partitions this session holds.
+  /// Releases leases this relay holds (both sessions' locks).
   void unlock_partitions(std::span<const std::int16_t> partitions);
 
-  /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order; rows
-  /// locked by an open batch are skipped. At most two batches may be open at once: the first one
-  /// opened on the main session, another one on the claim session. The calls above use the main
-  /// session and must not be made while a batch is open on it.
-  claimed_batch claim(std::span<const std::int16_t> owned, std::size_t limit);
+  /// A trivial statement on each session that has no batch open, so that idle_session_timeout
+  /// ends only a frozen relay's sessions. Throws like any statement when a session is gone.
+  void keep_alive();
+
+  /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order, leaving
+  /// out rows of `excluded_topics`; rows locked by an open batch are skipped. At most two batches may be open at once: the first one
+  /// opened on the main session, another one on the claims session. The calls above use both
+  /// sessions and must not be made while a batch is open.
+  claimed_batch claim(std::span<const std::int16_t> owned, std::size_t limit,
+                      std::span<const std::string> excluded_topics = {});
+
+  /// No batch is open on either session.
+  bool idle() const noexcept { return !connection_busy_ && !claim_connection_busy_; }
 
  private:
   class listener;
@@ -137,21 +178,23 @@ class store {
   pqxx::connection& free_connection(bool*& busy);
 
   std::string connection_string_;
-  std::chrono::milliseconds transaction_limit_;
-  bool synchronous_commit_;
-  std::unique_ptr<pqxx::connection> claim_connection_;  // opened on the first overlapping claim
+  session_settings settings_;
+  std::unique_ptr<pqxx::connection> claim_connection_;
   bool connection_busy_ = false;
   bool claim_connection_busy_ = false;
   std::unique_ptr<pqxx::connection> connection_;
   std::unique_ptr<listener> listener_;  // declared after connection_: destroyed (UNLISTEN) first
   std::string schema_;
   std::string application_name_;
-  int lock_class_ = 0;
+  int lock_class_ = 0;         // the main session's advisory lock class
+  int claims_lock_class_ = 0;  // the claims session's
   bool notified_ = false;
 };
 
 /// "{1,2,3}": a PostgreSQL array literal of `values`.
 std::string array_literal(std::span<const std::int16_t> values);
 std::string array_literal(std::span<const std::int64_t> values);
+/// {"a","b\"c"}: a PostgreSQL text array literal (quotes and backslashes escaped).
+std::string array_literal(std::span<const std::string> values);
 
 }  // namespace relay

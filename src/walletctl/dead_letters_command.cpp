@@ -1,4 +1,4 @@
-// walletctl dead-letters list [--limit N] | requeue ID... | requeue --all
+// walletctl dead-letters list [--limit N] | requeue ID... | requeue --all | discard ID...
 
 #include <charconv>
 
@@ -65,16 +65,32 @@ int requeue(context& ctx, std::span<const std::string> args) {
   return 0;
 }
 
+// Discarding drops messages for good: the ids are named one by one (no --all), and each one
+// lands in outbox_discarded_dead_letters with who discarded it and when.
+int discard(context& ctx, std::span<const std::string> args) {
+  if (args.empty()) throw usage_error("discard needs ID... (each dead letter named; there is no --all)");
+  std::vector<std::int64_t> ids;
+  for (const auto& a : args) ids.push_back(parse_id(a));
+  pqxx::connection connection(common::connection_string(ctx.database));
+  const auto discarded = relay::discard_dead_letters(connection, ids);
+  ctx.out << fmt::format("discarded {} dead letter(s) for good: {} (recorded in outbox_discarded_dead_letters; "
+                         "later rows of their keys flow again)\n",
+                         discarded.size(), fmt::join(discarded, ", "));
+  return 0;
+}
+
 }  // namespace
 
 command dead_letters_command() {
   return {"dead-letters",
-          "dead-letters list [--limit N] | requeue ID... | requeue --all   (rows the broker rejected max_attempts "
-          "times; requeue puts them back in outbox_messages)",
+          "dead-letters list [--limit N] | requeue ID... | requeue --all | discard ID...   (rows the broker "
+          "rejected max_attempts times; requeue puts them back in outbox_messages ahead of their key's later rows, "
+          "discard drops them for good, recorded in outbox_discarded_dead_letters)",
           [](context& ctx, std::span<const std::string> args) {
-            if (args.empty()) throw usage_error("dead-letters needs list or requeue");
+            if (args.empty()) throw usage_error("dead-letters needs list, requeue or discard");
             if (args[0] == "list") return list(ctx, args.subspan(1));
             if (args[0] == "requeue") return requeue(ctx, args.subspan(1));
+            if (args[0] == "discard") return discard(ctx, args.subspan(1));
             throw usage_error("unknown dead-letters action \"" + args[0] + "\"");
           }};
 }

@@ -9,7 +9,7 @@
 namespace walletctl {
 
 command outbox_command() {
-  return {"outbox", "outbox status   (pending rows, oldest age, per-topic counts, dead letters, live relays)",
+  return {"outbox", "outbox status   (pending rows, oldest age, per-topic counts, dead letters, held keys, live relays)",
           [](context& ctx, std::span<const std::string> args) {
             if (args.size() != 1 || args[0] != "status") throw usage_error("outbox needs status");
             pqxx::connection connection(common::connection_string(ctx.database));
@@ -20,6 +20,10 @@ command outbox_command() {
             ctx.out << fmt::format("oldest:        {}\n",
                                    s.oldest_age_seconds ? fmt::format("{:.1f}s", *s.oldest_age_seconds) : "-");
             ctx.out << fmt::format("dead letters:  {}\n", s.dead_letters);
+            ctx.out << fmt::format("held keys:     {} ({} rows wait behind a dead letter of their key{})\n",
+                                   s.held_keys, s.held_rows,
+                                   s.oldest_held_seconds ? fmt::format("; oldest held {:.1f}s", *s.oldest_held_seconds)
+                                                         : std::string());
             if (!s.topics.empty()) {
               ctx.out << fmt::format("\n{:<40}  {:>10}  {:>10}  {:>12}\n", "TOPIC", "PENDING", "RETRYING",
                                      "DEAD LETTERS");

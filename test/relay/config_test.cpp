@@ -51,6 +51,9 @@ TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][
   CHECK(c.outbox.shutdown_timeout == 20s);
   CHECK(c.outbox.lease_refresh == 2s);
   CHECK_FALSE(c.outbox.synchronous_commit);
+  CHECK(c.outbox.lease_timeout == 15s);
+  CHECK(c.outbox.dead_letter_blocks_key);
+  CHECK(relay::transaction_limit(c.outbox) == 45s);
   CHECK(c.redis.stream_max_len == 0);
   CHECK(c.http.listen == "127.0.0.1");
   CHECK(c.http.port == 9101);
@@ -146,4 +149,17 @@ TEST_CASE("relay config: outbox.synchronous_commit is a boolean, from the file o
   CHECK(parse("", {{"RELAY_OUTBOX_SYNCHRONOUS_COMMIT", "true"}}).outbox.synchronous_commit);
   CHECK(failing_key("[outbox]\nsynchronous_commit = \"sometimes\"\n") == "outbox.synchronous_commit");
   CHECK(failing_key("", {{"RELAY_OUTBOX_SYNCHRONOUS_COMMIT", "sometimes"}}) == "RELAY_OUTBOX_SYNCHRONOUS_COMMIT");
+}
+
+// Pins: the freeze bound or the dead-letter policy not settable from the environment, or a bound
+// below a second that would end working relays' sessions.
+TEST_CASE("relay config: lease_timeout and dead_letter_blocks_key from TOML and the environment", "[relay][config]") {
+  const auto c = parse("[outbox]\nlease_timeout = \"5s\"\ndead_letter_blocks_key = false\n");
+  CHECK(c.outbox.lease_timeout == 5s);
+  CHECK_FALSE(c.outbox.dead_letter_blocks_key);
+  const auto e = parse("", {{"RELAY_OUTBOX_LEASE_TIMEOUT", "2s"}, {"RELAY_OUTBOX_DEAD_LETTER_BLOCKS_KEY", "false"}});
+  CHECK(e.outbox.lease_timeout == 2s);
+  CHECK_FALSE(e.outbox.dead_letter_blocks_key);
+  CHECK(failing_key("[outbox]\nlease_timeout = \"500ms\"\n") == "outbox.lease_timeout");
+  CHECK(failing_key("[outbox]\ndead_letter_blocks_key = \"maybe\"\n") == "outbox.dead_letter_blocks_key");
 }

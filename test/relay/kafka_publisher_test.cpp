@@ -1,5 +1,6 @@
 // relay::kafka_publisher against librdkafka's in-process mock cluster: fault injection pins how
-// every delivery outcome is classified (persisted / rejected for good / failed for now), that a
+// every delivery outcome is classified (persisted / rejected for good / blocked topic / failed for
+// now), that a
 // synchronous failure holds back later rows of its key, and that publish() keeps its deadline.
 
 #include <catch2/catch.hpp>
@@ -72,19 +73,28 @@ std::vector<delivery_status> statuses(const std::vector<relay::delivery_result>&
 
 }  // namespace
 
+// Pins: a topic-wide or cluster-wide refusal (a topic not created yet, an ACL, too few replicas)
+// counted against each row, which dead-letters the whole backlog during one operator mistake.
 TEST_CASE("kafka errors: classification of broker and client error codes", "[relay][kafka]") {
   CHECK(relay::classify_kafka_error(RD_KAFKA_RESP_ERR_NO_ERROR) == delivery_status::persisted);
   for (const auto code : {RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE,
                           RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE, RD_KAFKA_RESP_ERR_INVALID_RECORD,
-                          RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-                          RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED}) {
+                          RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION}) {
     INFO(rd_kafka_err2name(code));
     CHECK(relay::classify_kafka_error(code) == delivery_status::rejected);
   }
+  for (const auto code : {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
+                          RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                          RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}) {
+    INFO(rd_kafka_err2name(code));
+    CHECK(relay::classify_kafka_error(code) == delivery_status::blocked);
+  }
   for (const auto code : {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
-                          RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                          RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL}) {
+                          RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                          RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL,
+                          RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL}) {
     INFO(rd_kafka_err2name(code));
     CHECK(relay::classify_kafka_error(code) == delivery_status::failed);
   }
@@ -151,11 +161,27 @@ TEST_CASE("kafka publisher: broker-side rejections are permanent, retriable erro
     CHECK(results[0].status == delivery_status::rejected);
     CHECK(results[0].reason == "msg_size_too_large");
   }
-  SECTION("TOPIC_AUTHORIZATION_FAILED") {
+  SECTION("TOPIC_AUTHORIZATION_FAILED blocks the topic, the row is not the problem") {
     rd_kafka_mock_push_request_errors(kafka.get(), produce_api_key, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    const auto results = publisher.publish(std::vector{row(2, "a")}, clock_type::now() + 5s, always);
-    CHECK(results[0].status == delivery_status::rejected);
+    const auto results = publisher.publish(std::vector{row(2, "a"), row(3, "a")}, clock_type::now() + 5s, always);
+    CHECK(results[0].status == delivery_status::blocked);
     CHECK(results[0].reason == "topic_authorization_failed");
+    CHECK(results[1].status != delivery_status::rejected);
+  }
+  SECTION("CLUSTER_AUTHORIZATION_FAILED blocks the topic") {
+    rd_kafka_mock_push_request_errors(kafka.get(), produce_api_key, 1,
+                                      RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
+    const auto results = publisher.publish(std::vector{row(2, "a")}, clock_type::now() + 5s, always);
+    INFO(results[0].error);
+    CHECK(results[0].status != delivery_status::rejected);
+    CHECK(results[0].status != delivery_status::persisted);
+  }
+  SECTION("NOT_ENOUGH_REPLICAS until the deadline: never the row's fault") {
+    std::vector<rd_kafka_resp_err_t> errors(200, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors_array(kafka.get(), produce_api_key, errors.size(), errors.data());
+    const auto results = publisher.publish(std::vector{row(2, "a")}, clock_type::now() + 5s, always);
+    INFO(results[0].error);
+    CHECK((results[0].status == delivery_status::blocked || results[0].status == delivery_status::failed));
   }
   SECTION("NOT_ENOUGH_REPLICAS twice, then success: librdkafka retries, the row is persisted") {
     rd_kafka_mock_push_request_errors(kafka.get(), produce_api_key, 2, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
@@ -202,4 +228,32 @@ TEST_CASE("kafka publisher: keep_waiting returning false ends the wait, rows cou
   const auto results = publisher.publish(std::vector{row(1, "a")}, clock_type::now() + 10s, [&] { return ++calls < 3; });
   CHECK(calls >= 3);
   CHECK(results[0].status == delivery_status::failed);
+}
+
+// Pins: a produce to a topic that does not exist (auto-creation off) dead-lettering its rows, or
+// a publisher that keeps the topic marked missing after it was created.
+TEST_CASE("kafka publisher: an unknown topic blocks, and flows once the topic exists", "[relay][kafka][mock]") {
+  mock_kafka kafka;
+  // The mock creates topics on first use; its metadata then reports the topic as missing.
+  rd_kafka_mock_topic_set_error(kafka.get(), "relay_missing", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+  auto config = config_for(kafka);
+  config.kafka.properties["topic.metadata.propagation.max.ms"] = "500";
+  relay::kafka_publisher publisher(config);
+  REQUIRE(publisher.reachable(5s));
+  const std::vector<relay::outbox_row> rows = {row(1, "a", 16, "relay_missing"), row(2, "b", 16, "relay_missing")};
+
+  const auto results = publisher.publish(rows, clock_type::now() + 5s, always);
+  for (const auto& r : results) {
+    INFO(r.error);
+    CHECK(r.status == delivery_status::blocked);
+    CHECK_THAT(r.reason, Catch::StartsWith("unknown_topic"));
+  }
+
+  rd_kafka_mock_topic_set_error(kafka.get(), "relay_missing", RD_KAFKA_RESP_ERR_NO_ERROR);  // created
+  publisher.refresh_topics(std::vector<std::string>{"relay_missing"});
+  const auto again = publisher.publish(rows, clock_type::now() + 5s, always);
+  for (const auto& r : again) {
+    INFO(r.error);
+    CHECK(r.status == delivery_status::persisted);
+  }
 }

@@ -151,10 +151,15 @@ TEST_CASE("row retry schedule: doubles per attempt from retry_backoff, capped, n
   CHECK(schedule.attempt() == 0);  // delay_for() keeps no state
 }
 
-TEST_CASE("redis errors: passing server conditions fail the batch, the rest reject the row", "[relay][redis]") {
+// Pins: an ACL or a wrong-type key under the stream's name dead-letters every row of the stream.
+TEST_CASE("redis errors: passing server conditions fail the batch, stream-wide refusals block it, the rest reject "
+          "the row",
+          "[relay][redis]") {
   using relay::delivery_status;
   CHECK(relay::classify_redis_error("WRONGTYPE Operation against a key holding the wrong kind of value") ==
-        delivery_status::rejected);
+        delivery_status::blocked);
+  CHECK(relay::classify_redis_error("NOPERM this user has no permissions to access the 'orders' key") ==
+        delivery_status::blocked);
   CHECK(relay::classify_redis_error("ERR The ID specified in XADD is equal or smaller") == delivery_status::rejected);
   CHECK(relay::classify_redis_error("OOM command not allowed when used memory > 'maxmemory'.") ==
         delivery_status::failed);

@@ -22,62 +22,9 @@ using relay_itest::relay_process;
 using test_support::consumed_message;
 using test_support::wait_until;
 
-bool wait_drained(pqxx::connection& db, std::chrono::milliseconds timeout) {
-  return wait_until([&] { return relay_itest::pending_rows(db) == 0; }, timeout, 100ms);
-}
-
-void stop_gracefully(relay_process& relay) {
-  relay.signal(SIGTERM);
-  const auto code = relay.wait(30s);
-  INFO("relay log: " << relay.log_path());
-  REQUIRE(code.has_value());
-  CHECK(*code == 0);
-}
-
-// Messages of each key, in topic order (by partition, then offset). A key maps to one partition,
-// so within a key this is the order a consumer sees.
-std::map<std::string, std::vector<const consumed_message*>> by_key(const std::vector<consumed_message>& messages) {
-  std::map<std::string, std::vector<const consumed_message*>> keyed;
-  for (const auto& m : messages) {
-    if (m.key) keyed[*m.key].push_back(&m);
-  }
-  for (auto& [key, list] : keyed) {
-    std::sort(list.begin(), list.end(), [](const auto* a, const auto* b) {
-      return std::pair(a->partition, a->offset) < std::pair(b->partition, b->offset);
-    });
-  }
-  return keyed;
-}
-
-struct order_report {
-  std::size_t violations = 0;
-  std::size_t split_keys = 0;  // keys whose messages landed in more than one partition
-  std::string first_violation;
-};
-
-// For every key: the sequence of outbox ids at their FIRST appearance must ascend.
-order_report check_first_appearance_order(const std::vector<consumed_message>& messages) {
-  order_report report;
-  for (const auto& [key, list] : by_key(messages)) {
-    std::set<std::int32_t> partitions;
-    std::set<std::int64_t> seen;
-    std::int64_t last_first = 0;
-    for (const auto* m : list) {
-      partitions.insert(m->partition);
-      const auto id = relay_itest::outbox_id(*m);
-      if (!seen.insert(id).second) continue;  // a re-send: only first appearances carry the order
-      if (id < last_first) {
-        if (report.violations++ == 0) {
-          report.first_violation =
-              fmt::format("key {}: id {} first appears at {}/{} after id {}", key, id, m->partition, m->offset, last_first);
-        }
-      }
-      last_first = std::max(last_first, id);
-    }
-    if (partitions.size() > 1) ++report.split_keys;
-  }
-  return report;
-}
+using relay_itest::check_first_appearance_order;
+using relay_itest::stop_gracefully;
+using relay_itest::wait_drained;
 
 }  // namespace
 
@@ -190,8 +137,11 @@ TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's fir
 }
 
 // Pins: an oversized record retried forever blocks everything behind it (no dead-letter state), or
-// a later row of its key overtakes it (also one claimed ahead in the backlog pipeline).
-TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows",
+// a later row of its key overtakes it (also one claimed ahead in the backlog pipeline). With
+// dead_letter_blocks_key = false: later rows of its key flow once it is dead-lettered (the
+// default, true, is relay_dead_letters_itest.cpp).
+TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows (dead letters "
+          "not blocking their key)",
           "[relay][integration][poison]") {
   test_support::test_schema schema;
   auto db = schema.connect();
@@ -216,7 +166,8 @@ TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts
   // rows of k3) while the poison row is being refused; that batch must go back unsent.
   relay_process relay(schema, {{"RELAY_OUTBOX_MAX_ATTEMPTS", "3"},
                                {"RELAY_OUTBOX_RETRY_BACKOFF", "100ms"},
-                               {"RELAY_OUTBOX_BATCH_SIZE", "100"}});
+                               {"RELAY_OUTBOX_BATCH_SIZE", "100"},
+                               {"RELAY_OUTBOX_DEAD_LETTER_BLOCKS_KEY", "false"}});
   INFO("relay log: " << relay.log_path());
   REQUIRE(relay.wait_ready());
   REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) == 0 && relay_itest::dead_letter_rows(db) == 1; },
@@ -301,6 +252,11 @@ TEST_CASE("relay redis: REDIS_MQ_TYPE=redis drains 5,000 rows into the stream", 
   INFO("relay log: " << relay.log_path());
   REQUIRE(relay.wait_ready());
   CHECK(relay.log_contains("MQ Mode: Redis Stream"));
+  // The test Redis runs without AOF: the relay says what that costs (README: Redis Streams durability).
+  const auto appendonly = redis.command({"CONFIG", "GET", "appendonly"});
+  if (appendonly.elements.size() == 2 && appendonly.elements[1].text == "no") {
+    CHECK(relay.log_contains("Redis runs without AOF"));
+  }
   REQUIRE(wait_drained(db, 60s));
   stop_gracefully(relay);
 

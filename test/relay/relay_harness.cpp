@@ -61,6 +61,96 @@ void relay_process::kill() {
   process_->wait(10s);
 }
 
+bool wait_drained(pqxx::connection& db, std::chrono::milliseconds timeout) {
+  return test_support::wait_until([&] { return pending_rows(db) == 0; }, timeout, 100ms);
+}
+
+void stop_gracefully(relay_process& relay) {
+  relay.signal(SIGTERM);
+  const auto code = relay.wait(30s);
+  INFO("relay log: " << relay.log_path());
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+}
+
+namespace {
+
+// Messages of each key, in topic order (by partition, then offset). A key maps to one partition,
+// so within a key this is the order a consumer sees.
+std::map<std::string, std::vector<const test_support::consumed_message*>> by_key(
+    const std::vector<test_support::consumed_message>& messages) {
+  std::map<std::string, std::vector<const test_support::consumed_message*>> keyed;
+  for (const auto& m : messages) {
+    if (m.key) keyed[*m.key].push_back(&m);
+  }
+  for (auto& [key, list] : keyed) {
+    std::sort(list.begin(), list.end(), [](const auto* a, const auto* b) {
+      return std::pair(a->partition, a->offset) < std::pair(b->partition, b->offset);
+    });
+  }
+  return keyed;
+}
+
+}  // namespace
+
+order_report check_first_appearance_order(const std::vector<test_support::consumed_message>& messages) {
+  order_report report;
+  for (const auto& [key, list] : by_key(messages)) {
+    std::set<std::int32_t> partitions;
+    std::set<std::int64_t> seen;
+    std::int64_t last_first = 0;
+    for (const auto* m : list) {
+      partitions.insert(m->partition);
+      const auto id = outbox_id(*m);
+      if (!seen.insert(id).second) continue;  // a re-send: only first appearances carry the order
+      if (id < last_first) {
+        if (report.violations++ == 0) {
+          report.first_violation =
+              fmt::format("key {}: id {} first appears at {}/{} after id {}", key, id, m->partition, m->offset, last_first);
+        }
+      }
+      last_first = std::max(last_first, id);
+    }
+    if (partitions.size() > 1) ++report.split_keys;
+  }
+  return report;
+}
+
+relay_setup::relay_setup(std::string_view topic_prefix, int partitions,
+                         const std::map<std::string, std::string>& topic_config)
+    : db(schema.connect()), topic(test_support::unique_name(topic_prefix)) {
+  if (partitions > 0) test_support::create_topic(topic, partitions, topic_config);
+}
+
+std::optional<double> relay_metric(relay_process& relay, std::string_view sample) {
+  return test_support::metric_value(relay.http_get("/metrics").body, sample);
+}
+
+walletctl_result run_walletctl(const test_support::test_schema& schema, std::vector<std::string> args) {
+  test_support::child_process walletctl(test_support::bin_path("walletctl"), std::move(args),
+                                        {{"DATABASE_URL", schema.url()}}, test_support::new_log_path("walletctl"));
+  walletctl_result result;
+  result.code = walletctl.wait(30s);
+  result.output = walletctl.log();
+  return result;
+}
+
+std::pair<int, int> relay_backends(relay_process& relay, pqxx::connection& db) {
+  std::pair<int, int> out{0, 0};
+  for (const int pid : test_support::database_backends(relay.pid(), db)) {
+    pqxx::nontransaction tx(db);
+    const auto name = tx.exec_params1("SELECT application_name FROM pg_stat_activity WHERE pid = $1", pid)[0];
+    if (name.is_null()) continue;
+    const auto text = name.as<std::string>();
+    if (text.rfind("outbox-relay-claims:", 0) == 0) {
+      out.second = pid;
+    } else if (text.rfind("outbox-relay", 0) == 0) {
+      out.first = pid;
+    }
+  }
+  return out;
+}
+
 std::vector<inserted_row> insert_rows(pqxx::connection& db, const std::string& topic, int count,
                                       const std::string& key_sql, std::int64_t first_seq) {
   pqxx::work tx(db);

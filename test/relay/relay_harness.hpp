@@ -99,6 +99,45 @@ delivery_summary summarize(const std::vector<test_support::consumed_message>& me
                            const std::vector<inserted_row>& expected);
 
 
+/// Waits until outbox_messages is empty.
+bool wait_drained(pqxx::connection& db, std::chrono::milliseconds timeout);
+
+/// SIGTERM, then requires exit code 0 within 30 s.
+void stop_gracefully(relay_process& relay);
+
+/// Per-key order as consumers see it: for every key, the outbox ids at their FIRST appearance must
+/// ascend (re-sends of an earlier id are allowed anywhere).
+struct order_report {
+  std::size_t violations = 0;
+  std::size_t split_keys = 0;  // keys whose messages landed in more than one partition
+  std::string first_violation;
+};
+order_report check_first_appearance_order(const std::vector<test_support::consumed_message>& messages);
+
+/// What most relay tests start from: a fresh schema, a connection to it, and a fresh topic with
+/// `partitions` partitions (no topic when `partitions` is 0).
+struct relay_setup {
+  explicit relay_setup(std::string_view topic_prefix, int partitions = 6,
+                       const std::map<std::string, std::string>& topic_config = {});
+  test_support::test_schema schema;
+  pqxx::connection db;
+  std::string topic;
+};
+
+/// A sample of the relay's /metrics (see test_support::metric_value); nullopt when absent.
+std::optional<double> relay_metric(relay_process& relay, std::string_view sample);
+
+/// `walletctl ARGS...` against `schema`: its exit code (nullopt: no exit within 30 s) and output.
+struct walletctl_result {
+  std::optional<int> code;
+  std::string output;
+};
+walletctl_result run_walletctl(const test_support::test_schema& schema, std::vector<std::string> args);
+
+/// PostgreSQL backend pids of `relay`'s two sessions, as {main, claims} (application_name
+/// outbox-relay[-standby]:<schema> and outbox-relay-claims:<schema>); 0 when not found.
+std::pair<int, int> relay_backends(relay_process& relay, pqxx::connection& db);
+
 /// Number of lines of `text` containing `needle` (case-insensitive).
 std::size_t count_lines_containing(const std::string& text, const std::string& needle);
 

@@ -54,7 +54,9 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
   return true;
 }
 
-test_schema::test_schema() : base_url_(require_env("DATABASE_URL")), name_(unique_name("t")) {
+test_schema::test_schema() : test_schema(require_env("DATABASE_URL")) {}
+
+test_schema::test_schema(std::string base_url) : base_url_(std::move(base_url)), name_(unique_name("t")) {
   url_ = base_url_ + (base_url_.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + name_;
   {
     pqxx::connection admin(base_url_);

@@ -43,6 +43,8 @@ bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds tim
 class test_schema {
  public:
   test_schema();
+  /// On the server of `base_url` instead of DATABASE_URL's (a test's own PostgreSQL instance).
+  explicit test_schema(std::string base_url);
   ~test_schema();
   test_schema(const test_schema&) = delete;
   test_schema& operator=(const test_schema&) = delete;

@@ -1,4 +1,4 @@
-#include "relay/publisher.hpp"
+#include "relay/publishers.hpp"
 
 #include "relay/kafka_publisher.hpp"
 #include "relay/redis_publisher.hpp"
