@@ -6,7 +6,7 @@
 #include <fmt/ranges.h>
 #include <pqxx/pqxx>
 
-#include "relay/store.hpp"
+#include "relay/sql_arrays.hpp"
 
 namespace relay {
 

@@ -1,5 +1,7 @@
 #include "relay/store.hpp"
 
+#include "relay/sql_arrays.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 #include <utility>
@@ -92,17 +94,6 @@ WITH moved AS (DELETE FROM outbox_messages WHERE id = $1
 INSERT INTO outbox_dead_letters (id, topic, key, payload, headers, created_at, attempts, last_error)
 SELECT id, topic, key, payload, headers, created_at, attempts + 1, $2 FROM moved)";
 
-template <typename T>
-std::string join_array(std::span<const T> values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  out += '}';
-  return out;
-}
-
 std::string truncated(std::string_view error) {
   return std::string(error.substr(0, std::min(error.size(), max_error_length)));
 }
@@ -116,23 +107,6 @@ std::string with_keepalives(std::string connection_string) {
 }
 
 }  // namespace
-
-std::string array_literal(std::span<const std::int16_t> values) { return join_array(values); }
-std::string array_literal(std::span<const std::int64_t> values) { return join_array(values); }
-std::string array_literal(std::span<const std::string> values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (const char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
 
 class store::listener final : public pqxx::notification_receiver {
  public:

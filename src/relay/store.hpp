@@ -191,10 +191,5 @@ class store {
   bool notified_ = false;
 };
 
-/// "{1,2,3}": a PostgreSQL array literal of `values`.
-std::string array_literal(std::span<const std::int16_t> values);
-std::string array_literal(std::span<const std::int64_t> values);
-/// {"a","b\"c"}: a PostgreSQL text array literal (quotes and backslashes escaped).
-std::string array_literal(std::span<const std::string> values);
 
 }  // namespace relay

@@ -11,6 +11,7 @@
 
 #include "common/backoff.hpp"
 #include "relay/leases.hpp"
+#include "relay/sql_arrays.hpp"
 #include "relay/redis_publisher.hpp"
 #include "relay/store.hpp"
 
@@ -132,6 +133,8 @@ TEST_CASE("store: array literals for the ANY($1) parameters", "[relay][store]") 
   const std::vector<std::int64_t> ids = {9007199254740993, 1};
   CHECK(relay::array_literal(ids) == "{9007199254740993,1}");
   CHECK(relay::array_literal(std::span<const std::int64_t>()) == "{}");
+  const std::vector<std::string> topics{"plain", "with\"quote", "back\\slash"};
+  CHECK(relay::array_literal(topics) == R"({"plain","with\"quote","back\\slash"})");
 }
 
 TEST_CASE("row retry schedule: doubles per attempt from retry_backoff, capped, never zero", "[relay][backoff]") {

@@ -108,14 +108,14 @@ class own_postgres {
       : port_(free_port_pair()),
         dir_(fmt::format("/tmp/outbox-pg-{}-{}", getpid(), port_)),
         replica_(replica) {
-    run("up postgres" + std::string(replica ? " postgres-replica" : ""));
+    try {
+      run("up postgres" + std::string(replica ? " postgres-replica" : ""));
+    } catch (...) {
+      clean_up();
+      throw;
+    }
   }
-  ~own_postgres() {
-    run("reset postgres" + std::string(replica_ ? " postgres-replica" : ""), false);
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-    std::filesystem::remove_all(dir_ + "-replica", ignored);
-  }
+  ~own_postgres() { clean_up(); }
   own_postgres(const own_postgres&) = delete;
   own_postgres& operator=(const own_postgres&) = delete;
 
@@ -137,6 +137,11 @@ class own_postgres {
     throw std::runtime_error("postgres did not come back after kill -9");
   }
   int postmaster_pid() const { return read_pid(dir_ + "/pg/postgres.pid"); }
+  void clean_up() const {
+    run("reset postgres" + std::string(replica_ ? " postgres-replica" : ""), false);
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
   std::string url() const { return fmt::format("postgresql://outbox@127.0.0.1:{}/outbox", port_); }
   std::string replica_url() const { return fmt::format("postgresql://outbox@127.0.0.1:{}/outbox", port_ + 1); }
   /// Both nodes; libpq keeps the one that accepts writes.

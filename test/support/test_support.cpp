@@ -221,7 +221,8 @@ namespace {
 // One CreateTopics request; "" on success (or when the topic exists), else the broker's answer.
 std::string try_create_topic(rd_kafka_t* admin, const std::string& topic, int partitions,
                              const std::map<std::string, std::string>& topic_config) {
-  rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, nullptr, 0);
+  // Replication factor -1: the broker's default.replication.factor (3 on the test cluster).
+  rd_kafka_NewTopic_t* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, -1, nullptr, 0);
   for (const auto& [name, value] : topic_config) rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
   rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
   rd_kafka_CreateTopics(admin, &new_topic, 1, nullptr, queue);

@@ -107,7 +107,8 @@ struct consumed_message {
 std::vector<consumed_message> read_topic(const std::string& topic, std::size_t count,
                                          std::chrono::milliseconds timeout);
 
-/// Creates `topic` with `partitions` partitions on the test broker (idempotent); `topic_config` holds
+/// Creates `topic` with `partitions` partitions and the broker's default replication factor on the
+/// test broker (idempotent); `topic_config` holds
 /// topic-level settings such as {"message.timestamp.type", "LogAppendTime"}.
 void create_topic(const std::string& topic, int partitions,
                   const std::map<std::string, std::string>& topic_config = {});
