@@ -1,7 +1,11 @@
 #include "tcp_proxy.hpp"
 
 #include <array>
+#include <atomic>
+#include <functional>
 #include <future>
+#include <optional>
+#include <string_view>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -24,7 +28,10 @@ namespace {
 // One forwarded connection: two sockets and a pump in each direction. Lives as long as a pump
 // holds it; close() ends both pumps.
 struct session : std::enable_shared_from_this<session> {
-  explicit session(tcp::socket client_socket) : client(std::move(client_socket)), server(client.get_executor()) {}
+  using trip_wire = std::function<bool(std::string_view)>;
+
+  session(tcp::socket client_socket, trip_wire wire)
+      : client(std::move(client_socket)), server(client.get_executor()), trips(std::move(wire)) {}
 
   void close() {
     boost::system::error_code ignored;
@@ -36,9 +43,10 @@ struct session : std::enable_shared_from_this<session> {
     from.async_read_some(asio::buffer(buffer), [self = shared_from_this(), &from, &to, &buffer](
                                                    const boost::system::error_code& ec, std::size_t n) {
       if (ec) return self->close();
+      const bool last = &from == &self->client && self->trips(std::string_view(buffer.data(), n));
       asio::async_write(to, asio::buffer(buffer.data(), n),
-                        [self, &from, &to, &buffer](const boost::system::error_code& write_ec, std::size_t) {
-                          if (write_ec) return self->close();
+                        [self, &from, &to, &buffer, last](const boost::system::error_code& write_ec, std::size_t) {
+                          if (write_ec || last) return self->close();
                           self->pump(from, to, buffer);
                         });
     });
@@ -46,6 +54,7 @@ struct session : std::enable_shared_from_this<session> {
 
   tcp::socket client;
   tcp::socket server;
+  trip_wire trips;
   std::array<char, 16384> upstream{};
   std::array<char, 16384> downstream{};
 };
@@ -57,6 +66,8 @@ struct tcp_proxy::impl {
   tcp::acceptor acceptor{io};
   tcp::endpoint target;
   bool cut = false;
+  std::optional<std::string> trip_needle;
+  std::atomic<int> trips{0};
   std::set<std::weak_ptr<session>, std::owner_less<std::weak_ptr<session>>> sessions;
   std::thread thread;
 
@@ -64,7 +75,12 @@ struct tcp_proxy::impl {
     acceptor.async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec && !cut) {
-        auto s = std::make_shared<session>(std::move(socket));
+        auto s = std::make_shared<session>(std::move(socket), [this](std::string_view chunk) {
+          if (!trip_needle || chunk.find(*trip_needle) == std::string_view::npos) return false;
+          trip_needle.reset();
+          ++trips;
+          return true;
+        });
         sessions.insert(s);
         s->server.async_connect(target, [this, s](const boost::system::error_code& connect_ec) {
           if (connect_ec || cut) return s->close();
@@ -127,6 +143,12 @@ void tcp_proxy::cut() {
 void tcp_proxy::restore() {
   impl_->on_thread([this] { impl_->cut = false; });
 }
+
+void tcp_proxy::drop_after_client_sends(std::string needle) {
+  impl_->on_thread([this, &needle] { impl_->trip_needle = std::move(needle); });
+}
+
+int tcp_proxy::trips() const { return impl_->trips.load(); }
 
 std::pair<std::string, std::uint16_t> url_host_port(const std::string& url) {
   static const std::regex host_port(R"(^postgres(?:ql)?://(?:[^@/]*@)?([^:/?]+):(\d+))");

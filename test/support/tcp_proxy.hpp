@@ -25,6 +25,13 @@ class tcp_proxy {
   /// Closes every forwarded connection; until restore(), new connections are closed at once.
   void cut();
   void restore();
+  /// Arms a trip wire: the next chunk a client sends that contains `needle` is still forwarded
+  /// to the server, then that one connection is closed (others are untouched) before any answer
+  /// comes back. With needle "COMMIT" this makes a commit whose outcome the client cannot know.
+  /// A needle split across two reads is not seen; PostgreSQL's short messages arrive whole.
+  void drop_after_client_sends(std::string needle);
+  /// How many connections the trip wire has closed.
+  int trips() const;
 
  private:
   struct impl;

@@ -342,3 +342,40 @@ TEST_CASE("gRPC: SIGTERM refuses new calls, finishes the call in flight and exit
   CHECK(wallet.process().wait(30s) == 0);
   CHECK(wallet_test::balance_of(schema, 6) == "0.750000000000000000");
 }
+
+TEST_CASE("gRPC: a commit whose answer is lost is UNAVAILABLE, and the retry with its key moves money once",
+          "[wallet][grpc][idempotency]") {
+  // Review finding #9 and the deposit note: the connection breaks after COMMIT reached the server.
+  test_support::test_schema schema;
+  const auto [host, port] = test_support::url_host_port(schema.url());
+  test_support::tcp_proxy proxy(host, port);
+  wallet_test::wallet_process wallet(test_support::url_via_port(schema.url(), proxy.port()));
+  wallet_test::grpc_client client(wallet.grpc_target());
+  REQUIRE(client.deposit(10, "2", "dep-10-1").ok());
+
+  proxy.drop_after_client_sends("COMMIT");
+  const auto lost = client.create_withdrawal(10, address, "0.5", "order-10-1");
+  REQUIRE(proxy.trips() == 1);
+  CHECK(lost.code() == StatusCode::UNAVAILABLE);
+  CHECK_THAT(lost.message(), Catch::StartsWith("database_unavailable:") && Catch::Contains("outcome is unknown"));
+  // The server did commit: the answer was what got lost.
+  CHECK(wallet_test::read_state(schema).withdrawals == 1);
+  const auto retried = client.create_withdrawal(10, address, "0.5", "order-10-1");
+  REQUIRE(retried.ok());
+  CHECK(retried.replayed);
+  CHECK(count(schema, "SELECT id FROM withdrawals") == retried.response.withdrawal_id());
+  CHECK(wallet_test::balance_of(schema, 10) == "1.500000000000000000");
+
+  // The same for a deposit: it used to be an autocommit statement retried after a broken connection.
+  proxy.drop_after_client_sends("COMMIT");
+  const auto lost_deposit = client.deposit(10, "1", "dep-10-2");
+  REQUIRE(proxy.trips() == 2);
+  CHECK(lost_deposit.code() == StatusCode::UNAVAILABLE);
+  CHECK_THAT(lost_deposit.message(), Catch::Contains("outcome is unknown"));
+  const auto retried_deposit = client.deposit(10, "1", "dep-10-2");
+  REQUIRE(retried_deposit.ok());
+  CHECK(retried_deposit.replayed);
+  CHECK(retried_deposit.response.balance() == "2.5");
+  CHECK(wallet_test::balance_of(schema, 10) == "2.500000000000000000");
+  CHECK(count(schema, "SELECT count(*) FROM deposits") == 2);
+}
