@@ -293,13 +293,18 @@ TEST_CASE("gRPC health follows the database: NOT_SERVING while it is cut off, SE
         1);
 }
 
-TEST_CASE("gRPC reflection lists the wallet and health services", "[wallet][grpc]") {
+TEST_CASE("gRPC reflection lists the wallet and health services; Deposit only with api.enable_deposits",
+          "[wallet][grpc]") {
   test_support::test_schema schema;
-  wallet_test::wallet_process wallet(schema.url());
+  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_API_ENABLE_DEPOSITS", "false"}});
   wallet_test::grpc_client client(wallet.grpc_target());
   const auto services = client.list_services();
   CHECK(services.count("wallet.v1.WalletService") == 1);
   CHECK(services.count("grpc.health.v1.Health") == 1);
+  const auto deposit = client.deposit(3, "1", "k");
+  CHECK(deposit.code() == StatusCode::NOT_FOUND);
+  CHECK_THAT(deposit.message(), Catch::StartsWith("not_found:") && Catch::Contains("api.enable_deposits"));
+  CHECK(wallet_test::read_state(schema) == wallet_test::db_state{});
 }
 
 TEST_CASE("gRPC: SIGTERM refuses new calls, finishes the call in flight and exits 0", "[wallet][grpc]") {
