@@ -1,11 +1,12 @@
 #include "broadcaster/confirmation_tracker.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
 #include "broadcaster/withdrawal_store.hpp"
-#include "chain/hex.hpp"
 
 namespace broadcaster {
 namespace {
@@ -14,9 +15,16 @@ using clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr const char* loop_name = "tracker";
-constexpr int batch = 100;
-constexpr int stale_signed_batch = 20;
+constexpr int open_batch = 200;
+constexpr int pending_batch = 20;
 constexpr auto repeated_error_interval = 30s;
+
+double seconds(std::chrono::milliseconds d) { return static_cast<double>(d.count()) / 1000.0; }
+
+bool ever_sent(const store::open_withdrawal& w) {
+  return std::any_of(w.versions.begin(), w.versions.end(),
+                     [](const auto& v) { return v.since_last_sent_seconds.has_value(); });
+}
 
 }  // namespace
 
@@ -25,8 +33,10 @@ confirmation_tracker::confirmation_tracker(const settings& config, processor& wo
     : config_(config), worker_(worker), pool_(pool), metrics_(counters), health_(status), signals_(signals) {}
 
 void confirmation_tracker::run() {
-  spdlog::info("confirmation tracker: polling receipts every {}, re-broadcasting after {}",
-               format_duration(config_.chain.confirm_poll_interval), format_duration(config_.chain.rebroadcast_after));
+  spdlog::info("confirmation tracker: every {}, confirming at {} block(s) deep, replacing versions not mined after "
+               "{}, re-driving pending withdrawals older than {}",
+               format_duration(config_.chain.confirm_poll_interval), config_.chain.confirmations,
+               format_duration(config_.chain.rebroadcast_after), format_duration(config_.reconcile.pending_after));
   while (!signals_.stop_requested()) {
     health_.beat(loop_name);
     try {
@@ -51,100 +61,232 @@ void confirmation_tracker::run() {
 }
 
 void confirmation_tracker::poll_once() {
-  // Both questions in one read-only transaction: an idle worker costs the database one per pass.
-  std::vector<store::broadcast_transaction> open;
-  std::vector<std::int64_t> stale_signed;
+  std::vector<store::open_withdrawal> open;
+  store::status_summary summary;
+  std::vector<std::int64_t> stale_pending;
   {
     auto lease = pool_.acquire();
     pqxx::read_transaction tx(*lease);
-    open = store::broadcast_withdrawals(tx, config_.chain.name, after_id_, batch, config_.chain.rebroadcast_after);
-    stale_signed =
-        store::stale_signed_withdrawals(tx, config_.chain.name, config_.chain.rebroadcast_after, stale_signed_batch);
+    open = store::open_withdrawals(tx, config_.chain.name, worker_.hot_wallet_text(), open_batch);
+    summary = store::summarize(tx, config_.chain.name);
+    stale_pending = store::stale_pending(tx, config_.chain.name, config_.reconcile.pending_after, pending_batch);
   }
-  check_receipts(open);
-  if (!signals_.stop_requested()) resume_stale_signed(stale_signed);
-}
+  metrics_.withdrawals_by_status.Add({{"status", "pending"}}).Set(static_cast<double>(summary.pending));
+  metrics_.withdrawals_by_status.Add({{"status", "signed"}}).Set(static_cast<double>(summary.signed_));
+  metrics_.withdrawals_by_status.Add({{"status", "broadcast"}}).Set(static_cast<double>(summary.broadcast));
+  metrics_.oldest_pending_age_seconds.Set(summary.oldest_pending_seconds);
+  metrics_.oldest_in_flight_age_seconds.Add({{"status", "signed"}}).Set(summary.oldest_signed_seconds);
+  metrics_.oldest_in_flight_age_seconds.Add({{"status", "broadcast"}}).Set(summary.oldest_broadcast_seconds);
 
-void confirmation_tracker::check_receipts(const std::vector<store::broadcast_transaction>& open) {
-  after_id_ = static_cast<int>(open.size()) < batch ? 0 : open.back().id;
-  auto& rpc = worker_.rpc();
+  const chain_snapshot chain = read_chain(worker_.rpc(), worker_.hot_wallet(), config_.chain.confirmations);
+  metrics_.hot_wallet_balance_wei.Set(chain.balance.convert_to<double>());
+  const receipt_map receipts = fetch_receipts(open, chain);
   for (const auto& w : open) {
     if (signals_.stop_requested()) return;
     health_.beat(loop_name);
-    chain::hash256 hash{};
-    chain::bytes raw;
-    try {
-      chain::from_hex(w.tx_hash, hash);
-      raw = chain::from_hex(w.raw_tx_hex);
-    } catch (const std::invalid_argument& e) {
-      // A row written by other means must not stop the tracking of all the others.
-      spdlog::error("withdrawal {}: cannot track it, its tx_hash/raw_tx is not hex: {}", w.id, e.what());
-      continue;
-    }
-    const auto receipt = rpc.get_transaction_receipt(hash);
-    if (receipt) {
-      last_sent_.erase(w.id);
-      auto lease = pool_.acquire();
-      pqxx::work tx(*lease);
-      if (receipt->success) {
-        const bool applied = store::mark_confirmed(tx, w.id);
-        tx.commit();
-        if (applied) {
-          metrics_.confirmed.Increment();
-          spdlog::info("withdrawal {} confirmed: tx {} in block {}", w.id, w.tx_hash, receipt->block_number);
-        }
-      } else {
-        const std::string reason = fmt::format("transaction {} reverted in block {}", w.tx_hash, receipt->block_number);
-        const bool applied = store::fail_and_refund(tx, w.id, "broadcast", reason, false);
-        tx.commit();
-        if (applied) {
-          metrics_.failure(failure_reason::reverted);
-          spdlog::error("withdrawal {} failed and refunded: {}", w.id, reason);
-        }
-      }
-      continue;
-    }
-    if (!w.due_for_rebroadcast) continue;
-    const auto now = clock::now();
-    if (const auto it = last_sent_.find(w.id); it != last_sent_.end() && now - it->second < config_.chain.rebroadcast_after) {
-      continue;
-    }
-    const auto sent = rpc.send_raw_transaction(raw, hash);
-    switch (sent.outcome) {
-      case send_outcome::sent:
-      case send_outcome::already_known:
-        last_sent_[w.id] = now;
-        metrics_.rebroadcasts.Increment();
-        spdlog::info("withdrawal {}: no receipt after {}: re-broadcast tx {}{}", w.id,
-                     format_duration(config_.chain.rebroadcast_after), w.tx_hash,
-                     sent.outcome == send_outcome::already_known ? " (still in the node's pool)" : "");
-        break;
-      case send_outcome::transient:
-        throw rpc_unavailable(fmt::format("re-broadcast of withdrawal {}: {}", w.id, sent.message));
-      case send_outcome::rejected:
-        last_sent_[w.id] = now;
-        metrics_.failure(failure_reason::rejected);
-        spdlog::error("withdrawal {}: the node refuses to re-broadcast tx {}: {}. Left in status broadcast: the "
-                      "transaction may still be mined from another pool; check it before failing it by hand",
-                      w.id, w.tx_hash, sent.message);
-        break;
+    bool reorged = false;
+    if (settle(w, chain, receipts, reorged)) continue;
+    drive_sending(w, reorged);
+  }
+  if (!signals_.stop_requested()) reconcile_pending(stale_pending);
+}
+
+confirmation_tracker::receipt_map confirmation_tracker::fetch_receipts(const std::vector<store::open_withdrawal>& open,
+                                                                       const chain_snapshot& chain) {
+  // Only nonces the chain has used can have a receipt: when nothing moved, no receipt is asked.
+  // Every version is asked for, sent or not as the database said: the event path may have sent
+  // (and the chain mined) one since that read.
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> hashes;
+  for (const auto& w : open) {
+    if (w.nonce >= chain.mined_count) continue;
+    for (const auto& v : w.versions) {
+      ids.push_back(v.id);
+      hashes.push_back(v.tx_hash);
     }
   }
-  // Forget re-send times of rows that left status broadcast some other way.
-  if (after_id_ == 0 && last_sent_.size() > open.size()) {
-    std::map<std::int64_t, clock::time_point> kept;
-    for (const auto& w : open) {
-      if (auto it = last_sent_.find(w.id); it != last_sent_.end()) kept.insert(*it);
+  receipt_map out;
+  if (hashes.empty()) return out;
+  auto receipts = read_receipts(worker_.rpc(), hashes);
+  for (std::size_t i = 0; i < ids.size(); ++i) out[ids[i]] = std::move(receipts[i]);
+  return out;
+}
+
+bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_snapshot& chain,
+                                  const receipt_map& receipts, bool& reorged) {
+  const store::version_row* mined = nullptr;
+  std::optional<transaction_receipt> receipt;
+  auto lease = pool_.acquire();
+  pqxx::work tx(*lease);
+  for (const auto& v : w.versions) {
+    const auto it = receipts.find(v.id);
+    const std::optional<transaction_receipt> r = it == receipts.end() ? std::nullopt : it->second;
+    if (v.mined_block_number && !r) {
+      store::clear_mined(tx, v.id);
+      reorged = true;
+      spdlog::warn("withdrawal {}: tx {} was mined in block {} ({}), which is no longer on the chain: sending it again",
+                   w.id, v.tx_hash, *v.mined_block_number, v.mined_block_hash.value_or("?"));
+    } else if (r && (!v.mined_block_number || *v.mined_block_number != r->block_number ||
+                     v.mined_block_hash != r->block_hash)) {
+      if (v.mined_block_number) {
+        reorged = true;
+        spdlog::warn("withdrawal {}: tx {} moved from block {} to block {} {} (reorg)", w.id, v.tx_hash,
+                     *v.mined_block_number, r->block_number, r->block_hash);
+      } else {
+        spdlog::info("withdrawal {}: {} tx {} mined in block {} {}{}", w.id, store::to_sql(v.kind), v.tx_hash,
+                     r->block_number, r->block_hash, r->success ? "" : " (reverted)");
+      }
+      store::record_mined(tx, v.id, r->block_number, r->block_hash, r->success);
     }
-    last_sent_.swap(kept);
+    if (r) {
+      mined = &v;
+      receipt = r;
+    }
+  }
+  if (reorged) metrics_.reorgs.Increment();
+
+  if (mined != nullptr) {
+    if (depth(chain.head, receipt->block_number) < config_.chain.confirmations) {
+      tx.commit();
+      return true;  // mined, not deep enough yet: re-checked next pass
+    }
+    if (mined->kind == store::version_kind::payment && receipt->success) {
+      const bool applied = store::mark_confirmed(tx, w.id, mined->id);
+      tx.commit();
+      if (applied) {
+        metrics_.confirmed.Increment();
+        spdlog::info("withdrawal {} confirmed: tx {} in block {}, {} block(s) deep", w.id, mined->tx_hash,
+                     receipt->block_number, depth(chain.head, receipt->block_number));
+      }
+      return true;
+    }
+    const bool payment = mined->kind == store::version_kind::payment;
+    const std::string reason =
+        payment ? fmt::format("transaction {} reverted in block {}", mined->tx_hash, receipt->block_number)
+                : fmt::format("cancelled by an operator: cancel {} mined in block {} at nonce {}", mined->tx_hash,
+                              receipt->block_number, w.nonce);
+    const bool applied = store::fail_and_refund(tx, w.id, reason, false);
+    tx.commit();
+    if (applied) {
+      metrics_.failure(payment ? failure_reason::reverted : failure_reason::cancelled);
+      spdlog::error("withdrawal {} failed and refunded: {}", w.id, reason);
+    }
+    return true;
+  }
+
+  if (w.nonce < chain.final_count) {
+    // The chain used our nonce, at depth, for a transaction that is none of our versions: none can
+    // land. Unless a version was added since this pass read them (another worker's replacement):
+    // versions are only added under the withdrawal's row lock, so take it and compare.
+    store::lock_withdrawal(tx, w.id);
+    const auto now = store::versions_of(tx, {w.id});
+    const bool same_versions = std::equal(now.begin(), now.end(), w.versions.begin(), w.versions.end(),
+                                          [](const auto& a, const auto& b) { return a.id == b.id; });
+    if (!same_versions) {
+      tx.commit();
+      return true;  // asked again next pass, receipts of the new versions included
+    }
+    const std::string reason = fmt::format(
+        "nonce {} was used on chain (at {} block(s) deep) by a transaction that is none of this withdrawal's {} "
+        "version(s)",
+        w.nonce, config_.chain.confirmations, w.versions.size());
+    const bool applied = store::fail_and_refund(tx, w.id, reason, false);
+    store::resync_nonce(tx, config_.chain.name, worker_.hot_wallet_text(), chain.final_count);
+    tx.commit();
+    if (applied) {
+      metrics_.failure(failure_reason::nonce_taken);
+      spdlog::error("withdrawal {} failed and refunded: {}", w.id, reason);
+    }
+    return true;
+  }
+  tx.commit();
+  // Used by a transaction whose receipt we do not see (yet): wait until it is final or ours shows.
+  return w.nonce < chain.mined_count;
+}
+
+void confirmation_tracker::drive_sending(const store::open_withdrawal& w, bool resend_now) {
+  if (w.versions.empty()) {
+    spdlog::error("withdrawal {} is {} without any version in withdrawal_transactions: left for an operator", w.id,
+                  to_sql(w.status));
+    return;
+  }
+  const auto& latest = w.versions.back();
+  const double rebroadcast = seconds(config_.chain.rebroadcast_after);
+  if (!ever_sent(w)) {
+    // The event path signed it and is (or was, before a crash) about to send it.
+    if (w.cancel_requested || w.signed_seconds >= rebroadcast) {
+      if (!w.cancel_requested) {
+        spdlog::warn("withdrawal {} signed {} ago and never sent: sending it", w.id,
+                     format_duration(config_.chain.rebroadcast_after));
+      }
+      worker_.process_withdrawal(w.id, nullptr);
+    }
+    return;
+  }
+  const bool has_cancel = std::any_of(w.versions.begin(), w.versions.end(),
+                                      [](const auto& v) { return v.kind == store::version_kind::cancel; });
+  if (w.cancel_requested && !has_cancel) {
+    if (auto cancel = worker_.replace(w, store::version_kind::cancel, latest, false)) {
+      send(*cancel, false);
+    } else {
+      spdlog::warn("withdrawal {}: cannot sign its cancel: a +10 % replacement of {} would exceed "
+                   "chain.max_fee_per_gas_cap",
+                   w.id, latest.tx_hash);
+    }
+    return;
+  }
+  if (latest.age_seconds >= rebroadcast) {
+    // Accepted but not mined: the fee is too low. Refused (still signed): bump only when the market
+    // asks for more, since a refusal for funds or nonce is not cured by paying more.
+    const bool market_must_be_higher = w.status == withdrawal_status::signed_;
+    if (auto bumped = worker_.replace(w, latest.kind, latest, market_must_be_higher)) {
+      send(*bumped, false);
+      return;
+    }
+  }
+  const double resend_after =
+      w.status == withdrawal_status::signed_ ? seconds(config_.consumer.retry_backoff_max) : rebroadcast;
+  if (resend_now || !latest.since_last_sent_seconds || *latest.since_last_sent_seconds >= resend_after) {
+    send(latest, true);
   }
 }
 
-void confirmation_tracker::resume_stale_signed(const std::vector<std::int64_t>& ids) {
+void confirmation_tracker::send(const store::version_row& version, bool again) {
+  const auto sent = worker_.send_version(version);
+  switch (sent.outcome) {
+    case send_outcome::sent:
+    case send_outcome::already_known:
+      if (again) {
+        metrics_.rebroadcasts.Increment();
+        spdlog::info("withdrawal {}: re-sent tx {}{}", version.withdrawal_id, version.tx_hash,
+                     sent.outcome == send_outcome::already_known ? " (still in the node's pool)" : "");
+      }
+      return;
+    case send_outcome::transient:
+      throw rpc_unavailable(fmt::format("sending tx {} of withdrawal {}: {}", version.tx_hash, version.withdrawal_id,
+                                        sent.message));
+    case send_outcome::rejected:
+      metrics_.failure(failure_reason::rejected);
+      spdlog::warn("withdrawal {}: the node refused tx {}: {}. Retried; refunded only if the chain uses the nonce "
+                   "for another transaction",
+                   version.withdrawal_id, version.tx_hash, sent.message);
+      return;
+  }
+}
+
+void confirmation_tracker::reconcile_pending(const std::vector<std::int64_t>& ids) {
+  const auto now = clock::now();
+  std::erase_if(reconciled_, [&](const auto& entry) { return now - entry.second >= config_.reconcile.pending_after; });
   for (const auto id : ids) {
     if (signals_.stop_requested()) return;
-    spdlog::warn("withdrawal {} still signed after {}: sending it", id, format_duration(config_.chain.rebroadcast_after));
-    worker_.process_withdrawal(id, nullptr);
+    if (reconciled_.contains(id)) continue;
+    reconciled_[id] = now;
+    spdlog::warn("withdrawal {} pending for more than {} (its event was lost, dead-lettered or is late) or cancelled: "
+                 "processing it from the database",
+                 id, format_duration(config_.reconcile.pending_after));
+    const auto result = worker_.process_withdrawal(id, nullptr);
+    spdlog::info("withdrawal {}: {}{}{}", id, to_string(result.what), result.reason.empty() ? "" : ": ",
+                 result.reason);
   }
 }
 

@@ -1,27 +1,41 @@
 #pragma once
 // The confirmation tracker: a loop on its own thread with its own processor (own node and
-// database connections). Every chain.confirm_poll_interval:
-//   - withdrawals in status broadcast (this chain), up to 100 per pass, resuming after the last id
-//     seen so a long backlog is walked fairly: eth_getTransactionReceipt → status 1: confirmed;
-//     status 0: failed + refunded (the nonce was consumed on chain, so it is not released);
-//     no receipt and broadcast longer than rebroadcast_after ago → re-sent (the same bytes), at
-//     most once per rebroadcast_after. A node that refuses a re-send leaves the withdrawal in
-//     broadcast for an operator (the transaction may still be in other nodes' pools);
-//   - withdrawals still signed rebroadcast_after after signing (their event is being retried or
-//     was lost) → processor::process_withdrawal().
-// Errors are logged and retried on the next pass. Not thread-safe: run() on one thread.
+// database connections). Every chain.confirm_poll_interval, for this worker's chain and hot wallet:
+//   1. gauges: withdrawals per open status, oldest ages, the hot wallet's balance;
+//   2. the chain in a few JSON-RPC batches: head, the account's nonce at the head and at the
+//      confirmation depth, the receipts of every sent version whose nonce is mined;
+//   3. per signed/broadcast withdrawal (lowest nonce first, at most 200 per pass):
+//      - a version mined chain.confirmations deep (block hash re-read each pass): payment with
+//        status 1 → confirmed (tx_hash = the mined version); status 0 → failed + refunded;
+//        cancel → failed + refunded ("cancelled");
+//      - a recorded block that vanished or changed: broadcaster_reorgs_total, back to waiting, and
+//        the bytes are sent again;
+//      - no version mined but the nonce used at the confirmation depth: another transaction took
+//        it, none of ours can land → failed + refunded (nonce_taken), the counter moves past it;
+//      - not mined: a cancel request gets a cancel version; a version older than
+//        rebroadcast_after gets a fee-bumped replacement (at the cap: re-sent as it is); a refused
+//        one is re-sent every consumer.retry_backoff_max; a signed one nobody sent for
+//        rebroadcast_after goes through processor::process_withdrawal();
+//   4. pending withdrawals older than reconcile.pending_after (their event lost, dead-lettered or
+//      late), or with a cancel request → processor::process_withdrawal(), each at most once per
+//      pending_after.
+// Refunds happen only in steps 3 and 4 and only on what the chain shows at depth (or, for a
+// cancel, when nothing was ever sent). Errors are logged and retried on the next pass.
+// Not thread-safe: run() on one thread.
 
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "broadcaster/chain_view.hpp"
 #include "broadcaster/health.hpp"
 #include "broadcaster/metrics.hpp"
 #include "broadcaster/processor.hpp"
 #include "broadcaster/settings.hpp"
-#include "broadcaster/withdrawal_store.hpp"
+#include "broadcaster/version_store.hpp"
 #include "common/database.hpp"
 #include "common/signals.hpp"
 
@@ -38,8 +52,15 @@ class confirmation_tracker {
   void poll_once();
 
  private:
-  void check_receipts(const std::vector<store::broadcast_transaction>& open);
-  void resume_stale_signed(const std::vector<std::int64_t>& ids);
+  using receipt_map = std::map<std::int64_t, std::optional<transaction_receipt>>;  // by version id
+
+  receipt_map fetch_receipts(const std::vector<store::open_withdrawal>& open, const chain_snapshot& chain);
+  /// Steps 3's first three cases; true when the withdrawal is mined or settled (nothing to send).
+  bool settle(const store::open_withdrawal& w, const chain_snapshot& chain, const receipt_map& receipts,
+              bool& reorged);
+  void drive_sending(const store::open_withdrawal& w, bool resend_now);
+  void send(const store::version_row& version, bool again);
+  void reconcile_pending(const std::vector<std::int64_t>& ids);
 
   const settings& config_;
   processor& worker_;
@@ -47,8 +68,7 @@ class confirmation_tracker {
   metrics& metrics_;
   health& health_;
   common::process_signals& signals_;
-  std::int64_t after_id_ = 0;
-  std::map<std::int64_t, std::chrono::steady_clock::time_point> last_sent_;
+  std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
   std::string last_error_;
   std::chrono::steady_clock::time_point last_error_at_{};
 };

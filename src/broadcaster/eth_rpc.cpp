@@ -70,6 +70,12 @@ rpc_endpoint parse_rpc_url(const std::string& url) {
   return out;
 }
 
+std::string redacted_rpc_url(const std::string& url) {
+  const rpc_endpoint e = parse_rpc_url(url);
+  const bool ipv6 = e.host.find(':') != std::string::npos;
+  return fmt::format("http://{}{}{}:{}", ipv6 ? "[" : "", e.host, ipv6 ? "]" : "", e.port);
+}
+
 rpc_error::rpc_error(std::int64_t code, std::string message)
     : std::runtime_error(fmt::format("JSON-RPC error {}: {}", code, message)),
       code_(code),
@@ -156,7 +162,8 @@ send_error_kind classify_send_error(std::int64_t code, std::string_view message)
 }
 
 struct eth_rpc::impl {
-  impl(const std::string& u, std::chrono::milliseconds t) : endpoint(parse_rpc_url(u)), url(u), timeout(t) {}
+  impl(const std::string& u, std::chrono::milliseconds t)
+      : endpoint(parse_rpc_url(u)), url(redacted_rpc_url(u)), timeout(t) {}
 
   rpc_endpoint endpoint;
   std::string url;
@@ -270,18 +277,13 @@ eth_rpc::~eth_rpc() = default;
 
 const std::string& eth_rpc::url() const noexcept { return impl_->url; }
 
-json eth_rpc::call(std::string_view method, const json& params) {
-  const json request = {{"jsonrpc", "2.0"}, {"id", impl_->next_id++}, {"method", method}, {"params", params}};
-  const std::string text = impl_->post(request.dump());
-  json reply;
-  try {
-    reply = json::parse(text);
-  } catch (const json::parse_error&) {
-    throw rpc_unavailable(fmt::format("eth node {}: {} answered with something that is not JSON", impl_->url, method));
-  }
+namespace {
+
+// The "result" of one JSON-RPC reply object; rpc_error for an error object.
+json result_of(json& reply, std::string_view method, const std::string& url) {
   if (!reply.is_object()) {
-    throw rpc_unavailable(fmt::format("eth node {}: {} answered with a JSON {} instead of an object", impl_->url,
-                                      method, reply.type_name()));
+    throw rpc_unavailable(
+        fmt::format("eth node {}: {} answered with a JSON {} instead of an object", url, method, reply.type_name()));
   }
   if (const auto error = reply.find("error"); error != reply.end() && !error->is_null()) {
     std::int64_t code = 0;
@@ -295,10 +297,56 @@ json eth_rpc::call(std::string_view method, const json& params) {
     throw rpc_error(code, message);
   }
   const auto result = reply.find("result");
-  if (result == reply.end()) {
-    throw rpc_unavailable(fmt::format("eth node {}: {} answered without a result", impl_->url, method));
+  if (result == reply.end()) throw rpc_unavailable(fmt::format("eth node {}: {} answered without a result", url, method));
+  return std::move(*result);
+}
+
+json parse_reply(const std::string& text, std::string_view method, const std::string& url) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error&) {
+    throw rpc_unavailable(fmt::format("eth node {}: {} answered with something that is not JSON", url, method));
   }
-  return *result;
+}
+
+}  // namespace
+
+json eth_rpc::call(std::string_view method, const json& params) {
+  const json request = {{"jsonrpc", "2.0"}, {"id", impl_->next_id++}, {"method", method}, {"params", params}};
+  json reply = parse_reply(impl_->post(request.dump()), method, impl_->url);
+  return result_of(reply, method, impl_->url);
+}
+
+std::vector<json> eth_rpc::batch(const std::vector<std::pair<std::string, json>>& calls) {
+  std::vector<json> results;
+  if (calls.empty()) return results;
+  json request = json::array();
+  const std::int64_t first_id = impl_->next_id;
+  for (const auto& [method, params] : calls) {
+    request.push_back({{"jsonrpc", "2.0"}, {"id", impl_->next_id++}, {"method", method}, {"params", params}});
+  }
+  json reply = parse_reply(impl_->post(request.dump()), "batch", impl_->url);
+  if (!reply.is_array() || reply.size() != calls.size()) {
+    throw rpc_unavailable(fmt::format("eth node {}: a batch of {} calls got {} (does the node support batches?)",
+                                      impl_->url, calls.size(), reply.is_array() ? reply.size() : 1));
+  }
+  // Replies may come in any order: match them by id.
+  results.resize(calls.size());
+  std::vector<bool> seen(calls.size(), false);
+  for (auto& item : reply) {
+    const auto id = item.is_object() ? item.find("id") : item.end();
+    if (id == item.end() || !id->is_number_integer()) {
+      throw rpc_unavailable(fmt::format("eth node {}: a batch reply without an integer id", impl_->url));
+    }
+    const auto at = id->get<std::int64_t>() - first_id;
+    if (at < 0 || at >= static_cast<std::int64_t>(calls.size()) || seen[static_cast<std::size_t>(at)]) {
+      throw rpc_unavailable(fmt::format("eth node {}: a batch reply with an unexpected id {}", impl_->url, id->dump()));
+    }
+    const auto index = static_cast<std::size_t>(at);
+    seen[index] = true;
+    results[index] = result_of(item, calls[index].first, impl_->url);
+  }
+  return results;
 }
 
 namespace {
@@ -355,14 +403,18 @@ bool eth_rpc::transaction_known(const chain::hash256& hash) {
   return !call("eth_getTransactionByHash", json::array({chain::to_hex(hash)})).is_null();
 }
 
-std::optional<transaction_receipt> eth_rpc::get_transaction_receipt(const chain::hash256& hash) {
-  const json receipt = call("eth_getTransactionReceipt", json::array({chain::to_hex(hash)}));
+std::optional<transaction_receipt> parse_receipt(const json& receipt) {
   if (receipt.is_null()) return std::nullopt;
   if (!receipt.is_object()) throw rpc_unavailable("eth_getTransactionReceipt returned " + receipt.dump());
   const auto block = receipt.find("blockNumber");
   if (block == receipt.end() || block->is_null()) return std::nullopt;  // some nodes return pending receipts
   transaction_receipt out;
   out.block_number = quantity64_of(*block, "eth_getTransactionReceipt");
+  const auto block_hash = receipt.find("blockHash");
+  if (block_hash == receipt.end() || !block_hash->is_string()) {
+    throw rpc_unavailable("eth_getTransactionReceipt: receipt without blockHash");
+  }
+  out.block_hash = lower(block_hash->get<std::string>());
   const auto status = receipt.find("status");
   if (status == receipt.end() || status->is_null()) {
     throw rpc_unavailable("eth_getTransactionReceipt: receipt without status (pre-Byzantium chain)");
@@ -375,6 +427,10 @@ std::optional<transaction_receipt> eth_rpc::get_transaction_receipt(const chain:
     out.effective_gas_price = quantity_of(*p, "eth_getTransactionReceipt");
   }
   return out;
+}
+
+std::optional<transaction_receipt> eth_rpc::get_transaction_receipt(const chain::hash256& hash) {
+  return parse_receipt(call("eth_getTransactionReceipt", json::array({chain::to_hex(hash)})));
 }
 
 send_result eth_rpc::send_raw_transaction(std::span<const std::uint8_t> raw, const chain::hash256& hash) {

@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -39,6 +41,10 @@ struct rpc_endpoint {
 /// Parses http://host[:port][/path]. Throws std::invalid_argument naming what is wrong
 /// (https is not supported: terminate TLS in a local proxy).
 rpc_endpoint parse_rpc_url(const std::string& url);
+
+/// "http://host:port" of a valid chain.rpc_url, without its path and query string (providers put
+/// API keys there): the only form of the URL that is ever logged.
+std::string redacted_rpc_url(const std::string& url);
 
 class rpc_unavailable : public std::runtime_error {
  public:
@@ -86,9 +92,14 @@ send_error_kind classify_send_error(std::int64_t code, std::string_view message)
 struct transaction_receipt {
   bool success = false;  // status 0x1
   std::uint64_t block_number = 0;
+  std::string block_hash;  // 0x + 64 hex digits, lower case
   chain::uint256 gas_used = 0;
   chain::uint256 effective_gas_price = 0;
 };
+
+/// A receipt as eth_getTransactionReceipt returns it; nullopt for null or a pending receipt.
+/// Throws rpc_unavailable for a malformed one.
+std::optional<transaction_receipt> parse_receipt(const nlohmann::json& receipt);
 
 class eth_rpc {
  public:
@@ -100,6 +111,11 @@ class eth_rpc {
 
   /// Any method; returns the "result" member. Throws rpc_unavailable or rpc_error.
   nlohmann::json call(std::string_view method, const nlohmann::json& params);
+
+  /// A JSON-RPC batch: every (method, params) in one HTTP request; the "result" members in the
+  /// same order. Throws rpc_unavailable (transport, malformed reply) or rpc_error (the first
+  /// call that failed).
+  std::vector<nlohmann::json> batch(const std::vector<std::pair<std::string, nlohmann::json>>& calls);
 
   std::uint64_t chain_id();
   /// eth_getTransactionCount(address, block) with block "latest" or "pending".
@@ -120,7 +136,7 @@ class eth_rpc {
   /// nullopt while the transaction is not mined.
   std::optional<transaction_receipt> get_transaction_receipt(const chain::hash256& hash);
 
-  /// The URL without credentials, for logs.
+  /// redacted_rpc_url() of the URL, for logs.
   const std::string& url() const noexcept;
 
  private:

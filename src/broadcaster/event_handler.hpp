@@ -20,8 +20,10 @@ struct inbound_event {
 };
 
 /// Counts the event, checks its type and payload, logs `收到提现事件 id=<withdrawal_id>` and runs
-/// processor::process_withdrawal(). Bad events come back as dead_letter with the reason (after a
-/// pending withdrawal they name was failed and refunded); the caller publishes them to the DLQ.
+/// processor::process_withdrawal(). Events of another chain come back as skipped (acknowledge,
+/// nothing touched: that chain's worker pays them). Bad events come back as dead_letter with the
+/// reason (after a pending withdrawal of this chain they name was failed and refunded); the caller
+/// publishes them to the DLQ.
 process_result handle_event(processor& worker, metrics& counters, const inbound_event& event);
 
 }  // namespace broadcaster

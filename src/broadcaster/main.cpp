@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     const broadcaster::settings config = broadcaster::parse_settings(reader);
     reader.reject_unknown_keys();
     const chain::private_key key = broadcaster::load_signing_key();
+    broadcaster::forget_signing_key_environment();  // before any thread starts
     if (args.check_only) {
       std::cout << "broadcaster-worker: " << args.config_path << " is valid (hot wallet "
                 << key.address().to_checksum_string() << ")\n";

@@ -1,10 +1,13 @@
 #include "broadcaster/processor.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
 #include "broadcaster/withdrawal_store.hpp"
+#include "chain/hex.hpp"
 #include "chain/units.hpp"
 #include "common/backoff.hpp"
 
@@ -14,7 +17,9 @@ std::string_view to_string(outcome value) noexcept {
   switch (value) {
     case outcome::broadcast: return "broadcast";
     case outcome::duplicate: return "duplicate";
-    case outcome::rejected: return "rejected";
+    case outcome::held: return "held";
+    case outcome::skipped: return "skipped";
+    case outcome::refunded: return "refunded";
     case outcome::dead_letter: return "dead_letter";
     case outcome::interrupted: return "interrupted";
   }
@@ -35,7 +40,8 @@ namespace {
 
 constexpr std::string_view health_component = "processing";
 // Unexpected errors (not transient by classification) are retried this often before the event
-// is dead-lettered, so a bug or a broken row cannot block a partition for ever.
+// is dead-lettered, so a bug or a broken row cannot block a partition for ever. A pending row
+// left behind that way is re-driven by the tracker after reconcile.pending_after.
 constexpr unsigned max_internal_attempts = 3;
 
 bool transient_database_error(const std::exception& error) {
@@ -69,6 +75,12 @@ std::string unpayable(const store::withdrawal_row& row, chain::address& to, chai
   if (amount.value == 0) return "amount must be above 0";
   value = amount.value;
   return {};
+}
+
+chain::uint256 wei(const std::string& decimal) {
+  const auto parsed = chain::parse_units(decimal, 0);
+  if (!parsed) throw std::logic_error("a stored fee is not a whole number: " + decimal);
+  return parsed.value;
 }
 
 }  // namespace
@@ -130,7 +142,7 @@ std::optional<process_result> processor::with_retries(Attempt&& attempt_once) {
   }
 }
 
-process_result processor::process_withdrawal(std::int64_t id, const withdrawal_event* event) {
+process_result processor::process_withdrawal(std::int64_t id, const events::withdrawal_created* event) {
   auto result = with_retries([&] { return attempt(selector::by_id, id, event); });
   if (result && !result->withdrawal_id) result->withdrawal_id = id;
   return result ? *result : process_result{outcome::interrupted, id, {}, {}};
@@ -145,8 +157,9 @@ process_result processor::reject_withdrawal(std::int64_t id, const std::string& 
     auto lease = pool_.acquire();
     pqxx::work tx(*lease);
     const auto row = store::lock_withdrawal(tx, id);
-    const bool failed =
-        row && row->status == "pending" && store::fail_and_refund(tx, id, "pending", "bad event: " + reason, false);
+    // Another chain's withdrawal belongs to its own worker, which reads it from the database.
+    const bool failed = row && row->chain == config_.chain.name && row->status == withdrawal_status::pending &&
+                        store::fail_and_refund(tx, id, "bad event: " + reason, false);
     tx.commit();
     if (failed) spdlog::warn("withdrawal {} failed and refunded: bad event: {}", id, reason);
     return attempt_result::finished(dead_letter(id, reason));
@@ -183,9 +196,9 @@ fee_quote processor::quote_fees() {
   }
 }
 
-processor::attempt_result processor::attempt(selector which, std::int64_t id, const withdrawal_event* event) {
+processor::attempt_result processor::attempt(selector which, std::int64_t id, const events::withdrawal_created* event) {
   ensure_nonce_row();
-  signed_withdrawal to_send;
+  store::version_row to_send;
   {
     auto lease = pool_.acquire();  // released before sending: send() needs one of its own
     pqxx::work tx(*lease);
@@ -199,34 +212,45 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
     }
     id = row->id;
     if (which == selector::next_pending) spdlog::info("db-poll: claimed pending withdrawal id={}", id);
+    if (row->chain != config_.chain.name) {
+      tx.commit();
+      metrics_.skipped(skip_reason::other_chain);
+      spdlog::info("withdrawal {} is paid on \"{}\", this worker pays \"{}\": skipped", id, row->chain,
+                   config_.chain.name);
+      return attempt_result::finished({outcome::skipped, id, "other chain", {}});
+    }
 
     std::string problem;
     if (event != nullptr) {
-      problem = describe_mismatch(*event, {row->user_id, row->to_address, row->amount, row->chain});
-    }
-    if (problem.empty() && row->chain != config_.chain.name) {
-      problem = fmt::format("unknown chain \"{}\": this worker pays withdrawals on \"{}\"", row->chain,
-                            config_.chain.name);
+      problem = events::describe_mismatch(*event, {row->user_id, row->to_address, row->amount, row->chain});
     }
     chain::address to;
     chain::uint256 value = 0;
-    if (problem.empty() && row->status == "pending") problem = unpayable(*row, to, value);
+    if (problem.empty() && row->status == withdrawal_status::pending) problem = unpayable(*row, to, value);
     if (!problem.empty()) {
-      const bool failed = row->status == "pending" && store::fail_and_refund(tx, id, "pending", problem, false);
+      const bool failed =
+          row->status == withdrawal_status::pending && store::fail_and_refund(tx, id, problem, false);
       tx.commit();
       spdlog::warn("withdrawal {}: {}{}", id, problem, failed ? "; failed and refunded" : "");
       return attempt_result::finished(dead_letter(id, problem));
     }
 
-    if (row->status == "broadcast" || row->status == "confirmed" || row->status == "failed") {
+    if (row->status != withdrawal_status::pending && row->status != withdrawal_status::signed_) {
       tx.commit();
       metrics_.duplicates_skipped.Increment();
-      spdlog::info("withdrawal {} is already {}: duplicate skipped", id, row->status);
+      spdlog::info("withdrawal {} is already {}: duplicate skipped", id, to_sql(row->status));
       return attempt_result::finished({outcome::duplicate, id, {}, row->tx_hash.value_or("")});
     }
 
-    to_send.id = id;
-    if (row->status == "pending") {
+    if (row->status == withdrawal_status::pending) {
+      if (row->cancel_requested) {
+        const std::string reason = "cancelled by an operator before signing";
+        store::fail_and_refund(tx, id, reason, false);
+        tx.commit();
+        metrics_.failure(failure_reason::cancelled);
+        spdlog::warn("withdrawal {} failed and refunded: {}", id, reason);
+        return attempt_result::finished({outcome::refunded, id, reason, {}});
+      }
       const fee_quote fees = quote_fees();
       const auto nonce = store::allocate_nonce(tx, config_.chain.name, from_text_);
       if (!nonce) {
@@ -235,74 +259,138 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
                                      failure_reason::database_unavailable);
       }
       const auto signed_tx = build_and_sign(config_.chain, {chain_id_, *nonce, to, value}, fees, key_);
-      to_send.raw = signed_tx.raw;
-      to_send.hash = signed_tx.hash;
-      to_send.tx_hash = chain::to_hex(signed_tx.hash);
-      if (!store::mark_signed(tx, id, from_text_, *nonce, chain::to_hex(signed_tx.raw, false), to_send.tx_hash)) {
-        throw std::logic_error("withdrawal left status pending while locked");
+      const store::new_version first{store::version_kind::payment,     *nonce,
+                                     chain::to_hex(signed_tx.hash),    chain::to_hex(signed_tx.raw, false),
+                                     fees.max_fee_per_gas.str(),       fees.max_priority_fee_per_gas.str()};
+      const auto version_id = store::mark_signed(tx, id, from_text_, first);
+      if (!version_id) throw std::logic_error("withdrawal left status pending while locked");
+      tx.commit();
+      to_send.id = *version_id;
+      to_send.withdrawal_id = id;
+      to_send.nonce = *nonce;
+      to_send.tx_hash = first.tx_hash;
+      to_send.raw_tx_hex = first.raw_tx_hex;
+      spdlog::info("withdrawal {} signed: nonce {} tx {} ({} wei to {}, max fee {} wei)", id, *nonce, first.tx_hash,
+                   value.str(), to.to_checksum_string(), first.max_fee_per_gas);
+    } else {  // signed: a redelivery or a retry sends the newest version
+      const auto versions = store::versions_of(tx, {id});
+      if (versions.empty()) throw std::logic_error(fmt::format("signed withdrawal {} has no version", id));
+      const bool ever_sent = std::any_of(versions.begin(), versions.end(),
+                                         [](const auto& v) { return v.since_last_sent_seconds.has_value(); });
+      if (row->cancel_requested && !ever_sent) {
+        // Its bytes never left this process: nothing can land, and the nonce can serve another payment.
+        const std::string reason = "cancelled by an operator before any send";
+        store::fail_and_refund(tx, id, reason, true);
+        tx.commit();
+        metrics_.failure(failure_reason::cancelled);
+        spdlog::warn("withdrawal {} failed and refunded: {} (nonce released)", id, reason);
+        return attempt_result::finished({outcome::refunded, id, reason, {}});
       }
       tx.commit();
-      spdlog::info("withdrawal {} signed: nonce {} tx {} ({} wei to {})", id, *nonce, to_send.tx_hash, value.str(),
-                   to.to_checksum_string());
-    } else {  // signed: a redelivery or a retry re-sends the stored bytes
-      tx.commit();
-      if (!row->raw_tx_hex || !row->tx_hash) throw std::logic_error("signed withdrawal without raw_tx/tx_hash");
-      to_send.raw = chain::from_hex(*row->raw_tx_hex);
-      to_send.tx_hash = *row->tx_hash;
-      chain::from_hex(*row->tx_hash, to_send.hash);
+      if (row->cancel_requested) {
+        return attempt_result::finished({outcome::held, id, "cancel requested: the tracker replaces it", {}});
+      }
+      to_send = versions.back();
     }
   }
   return send(to_send);
 }
 
-processor::attempt_result processor::send(const signed_withdrawal& w) {
-  health_.beat(loop_);
-  const auto sent = rpc_.send_raw_transaction(w.raw, w.hash);
-  if (sent.outcome == send_outcome::transient) {
-    return attempt_result::retry(fmt::format("withdrawal {}: broadcast of {} failed: {}", w.id, w.tx_hash, sent.message),
-                                 failure_reason::node_unavailable);
-  }
-  if (sent.outcome == send_outcome::sent || sent.outcome == send_outcome::already_known) {
+send_result processor::send_version(const store::version_row& version) {
+  {
     auto lease = pool_.acquire();
-    std::optional<double> since_created;
-    {
-      pqxx::work tx(*lease);
-      since_created = store::mark_broadcast(tx, w.id);
-      tx.commit();
-    }
-    if (!since_created) {
-      spdlog::info("withdrawal {}: tx {} sent, but another worker had already moved it on", w.id, w.tx_hash);
-      return attempt_result::finished({outcome::broadcast, w.id, {}, w.tx_hash});
-    }
-    metrics_.broadcasts.Increment();
-    metrics_.event_to_broadcast_seconds.Observe(*since_created);
-    spdlog::info("withdrawal {} broadcast: tx {}{}", w.id, w.tx_hash,
-                 sent.outcome == send_outcome::already_known ? " (already known to the node)" : "");
-    return attempt_result::finished({outcome::broadcast, w.id, {}, w.tx_hash});
+    pqxx::work tx(*lease);
+    store::record_send_attempt(tx, version.id);
+    tx.commit();  // before the bytes leave: from now on this nonce is never released
   }
-
-  // Rejected for good. Nonce too low (and the chain does not know our hash): another transaction
-  // took the nonce on chain, so it is not released; the counter catches up with the node instead.
-  std::optional<std::uint64_t> node_pending;
-  if (sent.nonce_too_low) node_pending = rpc_.get_transaction_count(from_, "pending");
-  const std::string reason = fmt::format("rejected by the node: {}", sent.message);
+  health_.beat(loop_);
+  chain::hash256 hash{};
+  chain::from_hex(version.tx_hash, hash);
+  const auto sent = rpc_.send_raw_transaction(chain::from_hex(version.raw_tx_hex), hash);
+  if (sent.outcome != send_outcome::sent && sent.outcome != send_outcome::already_known) return sent;
   auto lease = pool_.acquire();
-  bool failed = false;
+  std::optional<double> since_created;
   {
     pqxx::work tx(*lease);
-    failed = store::fail_and_refund(tx, w.id, "signed", reason, !sent.nonce_too_low);
-    if (failed && node_pending) store::resync_nonce(tx, config_.chain.name, from_text_, *node_pending);
+    since_created = store::mark_broadcast(tx, version.withdrawal_id);
     tx.commit();
   }
-  if (!failed) {
-    spdlog::info("withdrawal {}: node refused tx {} ({}), but another worker had already moved it on", w.id,
-                 w.tx_hash, sent.message);
-    return attempt_result::finished({outcome::duplicate, w.id, {}, w.tx_hash});
+  if (since_created) {
+    metrics_.broadcasts.Increment();
+    metrics_.event_to_broadcast_seconds.Observe(*since_created);
+    spdlog::info("withdrawal {} broadcast: tx {}{}", version.withdrawal_id, version.tx_hash,
+                 sent.outcome == send_outcome::already_known ? " (already known to the node)" : "");
   }
+  return sent;
+}
+
+processor::attempt_result processor::send(const store::version_row& version) {
+  const auto sent = send_version(version);
+  const auto id = version.withdrawal_id;
+  switch (sent.outcome) {
+    case send_outcome::transient:
+      return attempt_result::retry(fmt::format("withdrawal {}: broadcast of {} failed: {}", id, version.tx_hash,
+                                               sent.message),
+                                   failure_reason::node_unavailable);
+    case send_outcome::sent:
+    case send_outcome::already_known:
+      return attempt_result::finished({outcome::broadcast, id, {}, version.tx_hash});
+    case send_outcome::rejected:
+      break;
+  }
+  // Never final: an earlier send, another worker or another node may have these bytes in a pool.
+  // The tracker retries; only the chain itself can prove the payment cannot land.
   metrics_.failure(failure_reason::rejected);
-  spdlog::error("withdrawal {} failed and refunded: tx {} {}{}", w.id, w.tx_hash, reason,
-                sent.nonce_too_low ? "" : " (nonce released for reuse)");
-  return attempt_result::finished({outcome::rejected, w.id, reason, w.tx_hash});
+  const std::string reason = fmt::format("the node refused tx {}: {}", version.tx_hash, sent.message);
+  spdlog::warn("withdrawal {}: {}; it stays signed and is retried (never refunded on a node's word)", id, reason);
+  return attempt_result::finished({outcome::held, id, reason, version.tx_hash});
+}
+
+std::optional<store::version_row> processor::replace(const store::open_withdrawal& w, store::version_kind kind,
+                                                     const store::version_row& previous, bool only_if_market_higher) {
+  const fee_quote market = quote_fees();
+  fee_quote before = market;
+  if (previous.max_fee_per_gas && previous.max_priority_fee_per_gas) {
+    before = {wei(*previous.max_fee_per_gas), wei(*previous.max_priority_fee_per_gas)};
+  }
+  if (only_if_market_higher && market.max_fee_per_gas <= before.max_fee_per_gas) return std::nullopt;
+  const auto fees = bumped_fees(config_.chain, before, market);
+  if (!fees) return std::nullopt;
+  payment what = cancel_payment(chain_id_, w.nonce, from_);
+  if (kind == store::version_kind::payment) {
+    const auto to = chain::address::parse(w.to_address);
+    const auto amount = chain::parse_units(w.amount, chain::eth_decimals);
+    if (!to || !amount) throw std::logic_error(fmt::format("withdrawal {} was signed but is unpayable", w.id));
+    what = {chain_id_, w.nonce, *to, amount.value};
+  }
+  const auto signed_tx = build_and_sign(config_.chain, what, *fees, key_);
+  const store::new_version version{kind,
+                                   w.nonce,
+                                   chain::to_hex(signed_tx.hash),
+                                   chain::to_hex(signed_tx.raw, false),
+                                   fees->max_fee_per_gas.str(),
+                                   fees->max_priority_fee_per_gas.str()};
+  auto lease = pool_.acquire();
+  pqxx::work tx(*lease);
+  const auto row = store::lock_withdrawal(tx, w.id);
+  if (!row || (row->status != withdrawal_status::signed_ && row->status != withdrawal_status::broadcast)) {
+    return std::nullopt;
+  }
+  store::version_row out;
+  out.id = store::add_version(tx, w.id, version);
+  tx.commit();
+  out.withdrawal_id = w.id;
+  out.kind = kind;
+  out.nonce = w.nonce;
+  out.tx_hash = version.tx_hash;
+  out.raw_tx_hex = version.raw_tx_hex;
+  out.max_fee_per_gas = version.max_fee_per_gas;
+  out.max_priority_fee_per_gas = version.max_priority_fee_per_gas;
+  metrics_.fee_bumps.Increment();
+  spdlog::warn("withdrawal {}: {} version {} at nonce {} (max fee {} wei, priority {} wei) replaces {}", w.id,
+               store::to_sql(kind), out.tx_hash, w.nonce, version.max_fee_per_gas, version.max_priority_fee_per_gas,
+               previous.tx_hash);
+  return out;
 }
 
 }  // namespace broadcaster

@@ -1,17 +1,19 @@
 #pragma once
 // process_withdrawal(): the one processing function every event source uses (Kafka, Redis
-// Streams, the DB poll, and the confirmation tracker for stale signed rows).
+// Streams, the DB poll, and the tracker for stale pending and never-sent signed rows).
 //
 // Per withdrawal, under the database status guard:
-//   1. lock the row (FOR UPDATE). Missing, disagreeing with its event, on a chain this worker does
-//      not serve, or unpayable (bad address/amount) → dead_letter (a pending one is failed and
-//      refunded in the same transaction).
-//   2. pending → allocate a nonce under the hot_wallet_nonces row lock, sign, store raw_tx,
-//      tx_hash, nonce, from_address with status signed; commit BEFORE anything is sent.
-//   3. signed → eth_sendRawTransaction(raw_tx) (the same bytes on every redelivery).
-//      accepted / already known → broadcast. Refused for good → failed + refund (+ nonce released
-//      when the transaction never reached the chain), in one transaction.
-//   4. broadcast / confirmed / failed → duplicate, skipped.
+//   1. lock the row (FOR UPDATE). Missing → dead_letter. Of another chain → skipped (its own
+//      worker pays it; nothing is touched). Disagreeing with its event or unpayable (bad address
+//      or amount) → dead_letter, and a pending one is failed and refunded in the same transaction.
+//   2. pending → (a cancel request: failed + refunded) allocate a nonce under the
+//      hot_wallet_nonces row lock, sign, store the first version (withdrawal_transactions) and the
+//      withdrawal as signed; commit BEFORE anything is sent.
+//   3. signed → record the send attempt (committed), then eth_sendRawTransaction(newest version).
+//      Accepted / already known → broadcast. Refused → held: stays signed, the tracker retries it;
+//      never refunded on a node's word (the bytes may be in some mempool). A cancel request on a
+//      withdrawal whose bytes never left → failed, refunded, nonce released.
+//   4. broadcast / confirmed / failed → duplicate, skipped (the tracker owns broadcast rows).
 // Transient failures (node unreachable, timeouts, 5xx, lost DB connections, lock timeouts) are
 // retried here with capped jittered backoff; a stop request (SIGTERM) during those waits returns
 // `interrupted` so the caller leaves the event unacknowledged.
@@ -28,18 +30,20 @@
 #include "broadcaster/metrics.hpp"
 #include "broadcaster/settings.hpp"
 #include "broadcaster/transaction_builder.hpp"
-#include "broadcaster/withdrawal_event.hpp"
-#include "chain/hex.hpp"
+#include "broadcaster/version_store.hpp"
 #include "chain/signer.hpp"
 #include "common/database.hpp"
 #include "common/signals.hpp"
+#include "events/withdrawal_created.hpp"
 
 namespace broadcaster {
 
 enum class outcome {
   broadcast,    // the node has the transaction; status broadcast (by us or a concurrent worker)
   duplicate,    // already broadcast, confirmed or failed: nothing done
-  rejected,     // the node refused the transaction for good: failed and refunded
+  held,         // the node refused the send: stays signed, retried by the tracker with backoff
+  skipped,      // a withdrawal of another chain: nothing touched
+  refunded,     // cancelled before any byte left: failed and refunded
   dead_letter,  // the event or withdrawal is unusable: publish the event to the DLQ, then acknowledge
   interrupted,  // stop requested while retrying: do NOT acknowledge
 };
@@ -49,7 +53,7 @@ std::string_view to_string(outcome value) noexcept;
 struct process_result {
   outcome what = outcome::interrupted;
   std::optional<std::int64_t> withdrawal_id;
-  std::string reason;   // dead_letter/rejected: why, for the DLQ `error` header and logs
+  std::string reason;   // dead_letter/held/refunded: why, for the DLQ `error` header and logs
   std::string tx_hash;  // broadcast: the transaction's hash
 };
 
@@ -64,35 +68,46 @@ class processor {
             std::string loop);
 
   /// Steps 1-4 for withdrawal `id`; `event` (may be null) is checked against the row.
-  process_result process_withdrawal(std::int64_t id, const withdrawal_event* event);
+  process_result process_withdrawal(std::int64_t id, const events::withdrawal_created* event);
 
   /// db-poll: claims the oldest pending withdrawal nobody else holds (SKIP LOCKED) and runs
   /// steps 1-4 on it. nullopt when there is none.
   std::optional<process_result> process_next_pending();
 
-  /// A bad event that names withdrawal `id`: a pending withdrawal is failed and refunded with
-  /// `reason`; returns dead_letter (or interrupted).
+  /// A bad event that names withdrawal `id`: a pending withdrawal of this worker's chain is failed
+  /// and refunded with `reason`; returns dead_letter (or interrupted).
   process_result reject_withdrawal(std::int64_t id, const std::string& reason);
 
+  /// Records the send attempt of `version` (committed first), sends its bytes, and on acceptance
+  /// moves a signed withdrawal to broadcast. Never fails or refunds anything. Throws on database
+  /// errors; node errors come back as the outcome.
+  send_result send_version(const store::version_row& version);
+
+  /// Signs a replacement of open withdrawal `w` at the same nonce: a payment (same recipient and
+  /// amount) or a cancel (0-value self-transfer), fees bumped from `previous` (at least +10 %,
+  /// at least the market's, never above the cap), and stores it. nullopt when the cap leaves no
+  /// room, when `only_if_market_higher` and the market's max fee is not above the previous one, or
+  /// when the withdrawal is no longer open. Throws on node or database errors.
+  std::optional<store::version_row> replace(const store::open_withdrawal& w, store::version_kind kind,
+                                            const store::version_row& previous, bool only_if_market_higher);
+
+  /// The `chain` value of the withdrawals this worker pays (chain.name).
+  const std::string& chain_name() const noexcept { return config_.chain.name; }
   /// The node connection of this processor (the tracker shares it).
   eth_rpc& rpc() noexcept { return rpc_; }
   const chain::address& hot_wallet() const noexcept { return from_; }
+  /// EIP-55 spelling of hot_wallet(), as stored in withdrawals.from_address.
+  const std::string& hot_wallet_text() const noexcept { return from_text_; }
 
  private:
   enum class selector { by_id, next_pending };
   struct attempt_result;
-  struct signed_withdrawal {
-    std::int64_t id = 0;
-    chain::bytes raw;
-    chain::hash256 hash{};
-    std::string tx_hash;
-  };
 
   template <class Attempt>
   std::optional<process_result> with_retries(Attempt&& attempt);
 
-  attempt_result attempt(selector which, std::int64_t id, const withdrawal_event* event);
-  attempt_result send(const signed_withdrawal& withdrawal);
+  attempt_result attempt(selector which, std::int64_t id, const events::withdrawal_created* event);
+  attempt_result send(const store::version_row& version);
   fee_quote quote_fees();
   void ensure_nonce_row();
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -38,7 +40,7 @@ void require_name(const std::string& value, std::string_view key) {
 
 }  // namespace
 
-settings parse_settings(common::config_reader& reader) {
+settings parse_settings(common::config_reader& reader, const common::env_lookup& env) {
   settings s;
   s.log_level = reader.get_log_level(s.log_level);
   s.database = common::parse_database_config(reader, "broadcaster-worker");
@@ -56,6 +58,17 @@ settings parse_settings(common::config_reader& reader) {
     throw common::config_error("kafka.properties.enable.auto.offset.store",
                                "kafka.properties.enable.auto.offset.store must stay false: the worker stores an "
                                "event's offset only after processing it");
+  }
+
+  if (s.kafka.properties.contains("sasl.password")) {
+    throw common::config_error("kafka.properties.sasl.password",
+                               "kafka.properties.sasl.password: secrets never sit in the configuration; give the "
+                               "password in BROADCASTER_KAFKA_SASL_PASSWORD, in a file named by "
+                               "BROADCASTER_KAFKA_SASL_PASSWORD_FILE, or as the systemd credential kafka-sasl-password");
+  }
+  if (const auto password = common::read_secret("kafka-sasl-password", "BROADCASTER_KAFKA_SASL_PASSWORD", env);
+      !password.empty()) {
+    s.kafka.properties["sasl.password"] = password.reveal();
   }
 
   auto& c = s.consumer;
@@ -122,6 +135,32 @@ settings parse_settings(common::config_reader& reader) {
   ch.rpc_timeout = reader.get_duration("chain.rpc_timeout", ch.rpc_timeout, 100ms, 5min);
   ch.confirm_poll_interval = reader.get_duration("chain.confirm_poll_interval", ch.confirm_poll_interval, 10ms, 1h);
   ch.rebroadcast_after = reader.get_duration("chain.rebroadcast_after", ch.rebroadcast_after, 1s, 24h);
+  ch.confirmations = static_cast<std::uint64_t>(
+      reader.get_int("chain.confirmations", static_cast<std::int64_t>(ch.confirmations), 1, 10'000));
+  {
+    const std::string cap = reader.get_string("chain.max_fee_per_gas_cap", ch.max_fee_per_gas_cap.str());
+    const auto parsed = chain::parse_units(cap, 0);
+    if (!parsed || parsed.value == 0) {
+      throw common::config_error("chain.max_fee_per_gas_cap",
+                                 fmt::format("chain.max_fee_per_gas_cap ({}) must be a whole number of wei above 0 "
+                                             "such as \"500000000000\" (500 gwei), got \"{}\"",
+                                             reader.env_name("chain.max_fee_per_gas_cap"), cap));
+    }
+    ch.max_fee_per_gas_cap = parsed.value;
+  }
+  if (ch.max_fee_per_gas && *ch.max_fee_per_gas > ch.max_fee_per_gas_cap) {
+    throw common::config_error("chain.max_fee_per_gas",
+                               fmt::format("chain.max_fee_per_gas {} is above chain.max_fee_per_gas_cap {}: raise the "
+                                           "cap or lower the fee",
+                                           ch.max_fee_per_gas->str(), ch.max_fee_per_gas_cap.str()));
+  }
+  if (ch.max_priority_fee_per_gas && *ch.max_priority_fee_per_gas > ch.max_fee_per_gas_cap) {
+    throw common::config_error("chain.max_priority_fee_per_gas",
+                               "chain.max_priority_fee_per_gas must not exceed chain.max_fee_per_gas_cap");
+  }
+
+  s.reconcile.pending_after =
+      reader.get_duration("reconcile.pending_after", s.reconcile.pending_after, 1s, 7 * 24h);
 
   s.http.listen = reader.get_string("http.listen", s.http.listen);
   require_name(s.http.listen, "http.listen");
@@ -143,6 +182,13 @@ chain::private_key load_signing_key(const common::env_lookup& env) {
     // chain::private_key never quotes the text in its message.
     throw common::config_error("BROADCASTER_SIGNING_KEY",
                                fmt::format("BROADCASTER_SIGNING_KEY is not a valid secp256k1 private key: {}", e.what()));
+  }
+}
+
+void forget_signing_key_environment() {
+  for (const char* name : {"BROADCASTER_SIGNING_KEY", "BROADCASTER_SIGNING_KEY_FILE"}) {
+    if (char* value = std::getenv(name); value != nullptr) explicit_bzero(value, std::strlen(value));
+    unsetenv(name);
   }
 }
 

@@ -53,7 +53,20 @@ struct chain_settings {
   std::optional<chain::uint256> max_priority_fee_per_gas;
   std::chrono::milliseconds rpc_timeout{std::chrono::seconds(5)};
   std::chrono::milliseconds confirm_poll_interval{std::chrono::seconds(1)};
+  /// A version neither mined nor replaced this long after its signing is replaced by one with
+  /// higher fees (or, at the cap, re-sent as it is).
   std::chrono::milliseconds rebroadcast_after{std::chrono::seconds(30)};
+  /// Blocks a receipt must be deep (1 = in the latest block) before a withdrawal is confirmed, a
+  /// revert or a cancel refunded, or a nonce taken by another transaction believed.
+  std::uint64_t confirmations = 12;
+  /// No fee ever above this, "auto" and fee bumps included (wei).
+  chain::uint256 max_fee_per_gas_cap{1'000'000'000'000ULL};  // 1000 gwei
+};
+
+struct reconcile_settings {
+  /// A pending withdrawal this old (its event lost, dead-lettered or late) is processed from the
+  /// database by the tracker.
+  std::chrono::milliseconds pending_after{std::chrono::minutes(5)};
 };
 
 struct http_settings {
@@ -71,18 +84,26 @@ struct settings {
   consumer_settings consumer;
   redis_settings redis;
   chain_settings chain;
+  reconcile_settings reconcile;
   http_settings http;
 };
 
 /// Reads every section (see conf/broadcaster.toml). Throws common::config_error naming the key.
-/// Call reader.reject_unknown_keys() afterwards.
-settings parse_settings(common::config_reader& reader);
+/// Call reader.reject_unknown_keys() afterwards. The Kafka SASL password comes from
+/// BROADCASTER_KAFKA_SASL_PASSWORD, BROADCASTER_KAFKA_SASL_PASSWORD_FILE or the credential
+/// kafka-sasl-password (looked up in `env`), never from [kafka.properties].
+settings parse_settings(common::config_reader& reader, const common::env_lookup& env = common::process_environment());
 
 /// The hot wallet's key from BROADCASTER_SIGNING_KEY (64 hex digits), BROADCASTER_SIGNING_KEY_FILE,
 /// or the systemd credential "signing-key". Throws common::config_error naming
 /// BROADCASTER_SIGNING_KEY when none is set or the value is not a valid key; the message never
 /// contains the value.
 chain::private_key load_signing_key(const common::env_lookup& env = common::process_environment());
+
+/// Wipes BROADCASTER_SIGNING_KEY (and _FILE) from the process environment once the key was read:
+/// the value is overwritten in place (it is also what /proc/<pid>/environ shows) and unset.
+/// Not thread-safe: call before any thread starts.
+void forget_signing_key_environment();
 
 /// "5s", "250ms", "2m": the shortest exact spelling, for log lines.
 std::string format_duration(std::chrono::milliseconds duration);

@@ -1,5 +1,6 @@
 #include "broadcaster/transaction_builder.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -23,7 +24,7 @@ fee_quote choose_fees(const chain_settings& settings, const fee_market& market) 
     if (settings.max_fee_per_gas) {
       out.max_fee_per_gas = *settings.max_fee_per_gas;
     } else if (market.gas_price) {
-      out.max_fee_per_gas = *market.gas_price;
+      out.max_fee_per_gas = std::min(*market.gas_price, settings.max_fee_per_gas_cap);
     } else {
       throw std::runtime_error("fees: the node's gas price is unknown (eth_gasPrice)");
     }
@@ -37,10 +38,14 @@ fee_quote choose_fees(const chain_settings& settings, const fee_market& market) 
   } else {
     throw std::runtime_error("fees: the node's priority fee is unknown (eth_maxPriorityFeePerGas)");
   }
+  if (!settings.max_priority_fee_per_gas) {
+    out.max_priority_fee_per_gas = std::min(out.max_priority_fee_per_gas, settings.max_fee_per_gas_cap);
+  }
   if (settings.max_fee_per_gas) {
     out.max_fee_per_gas = *settings.max_fee_per_gas;
   } else if (market.base_fee_per_gas) {
-    out.max_fee_per_gas = *market.base_fee_per_gas * 2 + out.max_priority_fee_per_gas;
+    out.max_fee_per_gas =
+        std::min(*market.base_fee_per_gas * 2 + out.max_priority_fee_per_gas, settings.max_fee_per_gas_cap);
   } else {
     throw std::runtime_error(
         "fees: the latest block has no baseFeePerGas (a chain before London): set chain.tx_type = \"legacy\"");
@@ -50,6 +55,29 @@ fee_quote choose_fees(const chain_settings& settings, const fee_market& market) 
                                          out.max_fee_per_gas.str(), out.max_priority_fee_per_gas.str()));
   }
   return out;
+}
+
+std::optional<fee_quote> bumped_fees(const chain_settings& settings, const fee_quote& previous,
+                                     const fee_quote& market) {
+  // +10 %, rounded up.
+  const auto plus_ten_percent = [](const chain::uint256& fee) { return (fee * 11 + 9) / 10; };
+  fee_quote out;
+  out.max_fee_per_gas = std::max(plus_ten_percent(previous.max_fee_per_gas), market.max_fee_per_gas);
+  out.max_priority_fee_per_gas =
+      std::max(plus_ten_percent(previous.max_priority_fee_per_gas), market.max_priority_fee_per_gas);
+  if (settings.tx_type == transaction_type::legacy) out.max_priority_fee_per_gas = out.max_fee_per_gas;
+  const auto& cap = settings.max_fee_per_gas_cap;
+  if (out.max_fee_per_gas > cap) out.max_fee_per_gas = cap;
+  if (out.max_priority_fee_per_gas > out.max_fee_per_gas) out.max_priority_fee_per_gas = out.max_fee_per_gas;
+  if (out.max_fee_per_gas < plus_ten_percent(previous.max_fee_per_gas) ||
+      out.max_priority_fee_per_gas < plus_ten_percent(previous.max_priority_fee_per_gas)) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+payment cancel_payment(std::uint64_t chain_id, std::uint64_t nonce, const chain::address& hot_wallet) {
+  return {chain_id, nonce, hot_wallet, 0};
 }
 
 chain::signed_transaction build_and_sign(const chain_settings& settings, const payment& what, const fee_quote& fees,

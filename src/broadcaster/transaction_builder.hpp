@@ -38,9 +38,17 @@ fee_market_needs market_needs(const chain_settings& settings);
 /// EIP-1559: priority = configured or the node's suggestion; max fee = configured or
 /// 2 * base fee + priority (survives six full blocks of base-fee growth).
 /// Legacy: gas price = configured max_fee_per_gas or the node's eth_gasPrice.
+/// "auto" values never exceed chain.max_fee_per_gas_cap (the priority fee then never exceeds the
+/// max fee).
 /// Throws std::runtime_error naming the missing market datum (a node before London for eip1559 "auto"),
 /// and when a configured max fee is below the chosen priority fee.
 fee_quote choose_fees(const chain_settings& settings, const fee_market& market);
+
+/// The fees of a replacement for a version signed with `previous`: each at least 10 % higher
+/// (rounded up: nodes refuse a replacement below that), at least what `market` asks for now, never
+/// above chain.max_fee_per_gas_cap. nullopt when the cap leaves no room for a +10 % replacement.
+std::optional<fee_quote> bumped_fees(const chain_settings& settings, const fee_quote& previous,
+                                     const fee_quote& market);
 
 struct payment {
   std::uint64_t chain_id = 0;
@@ -48,6 +56,9 @@ struct payment {
   chain::address to;
   chain::uint256 value = 0;  // wei
 };
+
+/// The cancel of nonce `nonce`: a 0-value transfer from the hot wallet to itself.
+payment cancel_payment(std::uint64_t chain_id, std::uint64_t nonce, const chain::address& hot_wallet);
 
 /// Builds the value transfer (no data) of the configured type and signs it. Deterministic:
 /// the same inputs give the same bytes and hash. Throws std::invalid_argument (chain::sign's checks).

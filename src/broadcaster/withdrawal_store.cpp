@@ -1,5 +1,7 @@
 #include "broadcaster/withdrawal_store.hpp"
 
+#include <stdexcept>
+
 #include <pqxx/pqxx>
 
 namespace broadcaster::store {
@@ -7,7 +9,8 @@ namespace broadcaster::store {
 namespace {
 
 constexpr const char* row_columns =
-    "id, user_id, chain, to_address, amount::text, status, from_address, nonce, tx_hash, encode(raw_tx, 'hex')";
+    "id, user_id, chain, to_address, amount::text, status, from_address, nonce, tx_hash, "
+    "cancel_requested_at IS NOT NULL";
 
 withdrawal_row to_row(const pqxx::row& r) {
   withdrawal_row out;
@@ -16,15 +19,16 @@ withdrawal_row to_row(const pqxx::row& r) {
   out.chain = r[2].as<std::string>();
   out.to_address = r[3].as<std::string>();
   out.amount = r[4].as<std::string>();
-  out.status = r[5].as<std::string>();
+  out.status = parse_withdrawal_status(r[5].as<std::string>());
   if (!r[6].is_null()) out.from_address = r[6].as<std::string>();
   if (!r[7].is_null()) out.nonce = r[7].as<std::int64_t>();
   if (!r[8].is_null()) out.tx_hash = r[8].as<std::string>();
-  if (!r[9].is_null()) out.raw_tx_hex = r[9].as<std::string>();
+  out.cancel_requested = r[9].as<bool>();
   return out;
 }
 
 std::int64_t as_i64(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+std::int64_t as_ms(std::chrono::milliseconds value) { return static_cast<std::int64_t>(value.count()); }
 
 }  // namespace
 
@@ -76,22 +80,12 @@ std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const st
 }
 
 void resync_nonce(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,
-                  std::uint64_t node_pending_count) {
+                  std::uint64_t used_on_chain) {
   tx.exec_params(
       "UPDATE hot_wallet_nonces SET next_nonce = GREATEST(next_nonce, $3) WHERE chain = $1 AND address = $2", chain,
-      address, as_i64(node_pending_count));
+      address, as_i64(used_on_chain));
   tx.exec_params("DELETE FROM hot_wallet_released_nonces WHERE chain = $1 AND address = $2 AND nonce < $3", chain,
-                 address, as_i64(node_pending_count));
-}
-
-bool mark_signed(pqxx::transaction_base& tx, std::int64_t id, const std::string& from_address, std::uint64_t nonce,
-                 const std::string& raw_tx_hex, const std::string& tx_hash) {
-  const auto result = tx.exec_params(
-      "UPDATE withdrawals SET status = 'signed', from_address = $2, nonce = $3, raw_tx = decode($4, 'hex'),"
-      " tx_hash = $5, signed_at = now(), updated_at = now()"
-      " WHERE id = $1 AND status = 'pending'",
-      id, from_address, as_i64(nonce), raw_tx_hex, tx_hash);
-  return result.affected_rows() == 1;
+                 address, as_i64(used_on_chain));
 }
 
 std::optional<double> mark_broadcast(pqxx::transaction_base& tx, std::int64_t id) {
@@ -104,20 +98,23 @@ std::optional<double> mark_broadcast(pqxx::transaction_base& tx, std::int64_t id
   return result[0][0].as<double>();
 }
 
-bool mark_confirmed(pqxx::transaction_base& tx, std::int64_t id) {
+bool mark_confirmed(pqxx::transaction_base& tx, std::int64_t id, std::int64_t mined_version_id) {
   const auto result = tx.exec_params(
-      "UPDATE withdrawals SET status = 'confirmed', confirmed_at = now(), updated_at = now()"
-      " WHERE id = $1 AND status = 'broadcast'",
-      id);
+      "UPDATE withdrawals w SET status = 'confirmed', confirmed_at = now(), updated_at = now(),"
+      " tx_hash = t.tx_hash, raw_tx = t.raw_tx, broadcast_at = coalesce(w.broadcast_at, t.sent_at)"
+      " FROM withdrawal_transactions t"
+      " WHERE w.id = $1 AND w.status IN ('signed', 'broadcast') AND t.id = $2 AND t.withdrawal_id = w.id",
+      id, mined_version_id);
   return result.affected_rows() == 1;
 }
 
-bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, std::string_view expected,
-                     const std::string& reason, bool release_nonce) {
+bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, const std::string& reason, bool release_nonce) {
   const auto failed = tx.exec_params(
-      "UPDATE withdrawals SET status = 'failed', failure_reason = $3, failed_at = now(), updated_at = now()"
-      " WHERE id = $1 AND status = $2 RETURNING user_id, amount, chain, from_address, nonce",
-      id, std::string(expected), reason);
+      "UPDATE withdrawals SET status = 'failed', failure_reason = $2, failed_at = now(), updated_at = now()"
+      " WHERE id = $1 AND status IN ('pending', 'signed', 'broadcast')"
+      " RETURNING user_id, amount, chain, from_address, nonce,"
+      "   EXISTS (SELECT 1 FROM withdrawal_transactions t WHERE t.withdrawal_id = $1 AND t.sent_at IS NOT NULL)",
+      id, reason);
   if (failed.empty()) return false;
   const auto& row = failed[0];
   const auto refunded = tx.exec_params(
@@ -127,7 +124,10 @@ bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, std::string_vi
     // withdrawals.user_id references accounts: this cannot happen unless the schema changed.
     throw std::logic_error("refund: the withdrawal's account does not exist");
   }
-  if (release_nonce && !row[3].is_null() && !row[4].is_null()) {
+  tx.exec_params(
+      "UPDATE withdrawal_transactions SET discarded_at = now() WHERE withdrawal_id = $1 AND discarded_at IS NULL", id);
+  const bool ever_sent = row[5].as<bool>();
+  if (release_nonce && !ever_sent && !row[3].is_null() && !row[4].is_null()) {
     tx.exec_params(
         "INSERT INTO hot_wallet_released_nonces (chain, address, nonce) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         row[2].as<std::string>(), row[3].as<std::string>(), row[4].as<std::int64_t>());
@@ -135,30 +135,30 @@ bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, std::string_vi
   return true;
 }
 
-std::vector<broadcast_transaction> broadcast_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
-                                                         std::int64_t after_id, int limit,
-                                                         std::chrono::milliseconds rebroadcast_after) {
+std::vector<std::int64_t> stale_pending(pqxx::transaction_base& tx, const std::string& chain,
+                                        std::chrono::milliseconds older_than, int limit) {
   const auto result = tx.exec_params(
-      "SELECT id, tx_hash, encode(raw_tx, 'hex'), broadcast_at < now() - $4 * interval '1 millisecond'"
-      " FROM withdrawals WHERE status = 'broadcast' AND chain = $1 AND id > $2 ORDER BY id LIMIT $3",
-      chain, after_id, limit, static_cast<std::int64_t>(rebroadcast_after.count()));
-  std::vector<broadcast_transaction> out;
-  out.reserve(result.size());
-  for (const auto& r : result) {
-    out.push_back({r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(), r[3].as<bool>()});
-  }
-  return out;
-}
-
-std::vector<std::int64_t> stale_signed_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
-                                                   std::chrono::milliseconds older_than, int limit) {
-  const auto result = tx.exec_params(
-      "SELECT id FROM withdrawals WHERE status = 'signed' AND chain = $1"
-      " AND signed_at < now() - $2 * interval '1 millisecond' ORDER BY id LIMIT $3",
-      chain, static_cast<std::int64_t>(older_than.count()), limit);
+      "SELECT id FROM withdrawals WHERE status = 'pending' AND chain = $1"
+      " AND (created_at < now() - $2 * interval '1 millisecond' OR cancel_requested_at IS NOT NULL)"
+      " ORDER BY id LIMIT $3",
+      chain, as_ms(older_than), limit);
   std::vector<std::int64_t> out;
   for (const auto& r : result) out.push_back(r[0].as<std::int64_t>());
   return out;
+}
+
+status_summary summarize(pqxx::transaction_base& tx, const std::string& chain) {
+  // withdrawals_open holds only these three statuses: the scan stays small.
+  const auto r = tx.exec_params1(
+      "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'signed'),"
+      " count(*) FILTER (WHERE status = 'broadcast'),"
+      " coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')), 0)::float8,"
+      " coalesce(extract(epoch FROM now() - min(signed_at) FILTER (WHERE status = 'signed')), 0)::float8,"
+      " coalesce(extract(epoch FROM now() - min(broadcast_at) FILTER (WHERE status = 'broadcast')), 0)::float8"
+      " FROM withdrawals WHERE status IN ('pending', 'signed', 'broadcast') AND chain = $1",
+      chain);
+  return {r[0].as<std::int64_t>(), r[1].as<std::int64_t>(), r[2].as<std::int64_t>(),
+          r[3].as<double>(),       r[4].as<double>(),       r[5].as<double>()};
 }
 
 }  // namespace broadcaster::store

@@ -1,7 +1,9 @@
 #pragma once
-// Every SQL statement of the broadcaster, in one place. Each function runs inside the caller's
-// transaction and never commits. State changes are conditional (WHERE status = <expected>) and
-// report whether they applied, so a stale or concurrent worker changes nothing.
+// The broadcaster's SQL on withdrawals, accounts (refunds) and the hot wallet's nonce counter.
+// Each function runs inside the caller's transaction and never commits. State changes are
+// conditional (WHERE status = <expected>) and report whether they applied, so a stale or
+// concurrent worker changes nothing. The versions of a withdrawal's transaction (every signed
+// variant, withdrawal_transactions) are in version_store.hpp.
 //
 // Addresses are stored EIP-55 checksummed (from_address, hot_wallet_nonces.address), transaction
 // hashes as 0x + 64 lower-case hex digits, raw transactions as bytea.
@@ -10,10 +12,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include <pqxx/transaction_base>
+
+#include "broadcaster/withdrawal_status.hpp"
 
 namespace broadcaster::store {
 
@@ -23,11 +26,11 @@ struct withdrawal_row {
   std::string chain;
   std::string to_address;
   std::string amount;  // numeric as text
-  std::string status;  // pending | signed | broadcast | confirmed | failed
+  withdrawal_status status = withdrawal_status::pending;
   std::optional<std::string> from_address;
   std::optional<std::int64_t> nonce;
   std::optional<std::string> tx_hash;
-  std::optional<std::string> raw_tx_hex;  // without 0x
+  bool cancel_requested = false;
 };
 
 /// SELECT … WHERE id = $1 FOR UPDATE. nullopt when no such withdrawal.
@@ -48,42 +51,39 @@ void init_nonce_row(pqxx::transaction_base& tx, const std::string& chain, const 
 std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const std::string& chain,
                                             const std::string& address);
 
-/// After "nonce too low" for a transaction the chain does not know: the counter moves up to what
-/// the node reports, and released nonces below it (taken on chain by something else) are dropped.
+/// The chain used every nonce below `used_on_chain` (a count the node reports at the confirmation
+/// depth): the counter moves up to it and released nonces below it are dropped.
 void resync_nonce(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,
-                  std::uint64_t node_pending_count);
-
-/// pending → signed, storing what will be sent. False when the status was not pending.
-bool mark_signed(pqxx::transaction_base& tx, std::int64_t id, const std::string& from_address, std::uint64_t nonce,
-                 const std::string& raw_tx_hex, const std::string& tx_hash);
+                  std::uint64_t used_on_chain);
 
 /// signed → broadcast. Returns the seconds from the withdrawal's creation to now, or nullopt
-/// when it was not signed (another worker got there first).
+/// when it was not signed (another worker got there first, or it is already further on).
 std::optional<double> mark_broadcast(pqxx::transaction_base& tx, std::int64_t id);
 
-/// broadcast → confirmed. False when it was not broadcast.
-bool mark_confirmed(pqxx::transaction_base& tx, std::int64_t id);
+/// signed|broadcast → confirmed; tx_hash and raw_tx become those of the mined version.
+/// False when the status was neither.
+bool mark_confirmed(pqxx::transaction_base& tx, std::int64_t id, std::int64_t mined_version_id);
 
-/// `expected` → failed with `reason`, and the amount goes back to the user's balance, in the
-/// caller's transaction. With `release_nonce` the withdrawal's nonce is offered for reuse
-/// (only when its transaction never reached the chain). False when the status was not `expected`.
-bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, std::string_view expected,
-                     const std::string& reason, bool release_nonce);
+/// pending|signed|broadcast → failed with `reason`, the amount back on the user's balance and
+/// every version discarded, in the caller's transaction. The nonce is offered for reuse only with
+/// `release_nonce` AND when no version was ever sent (bytes that may have left the process keep
+/// their nonce for ever). False when the withdrawal was already confirmed or failed.
+bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, const std::string& reason, bool release_nonce);
 
-struct broadcast_transaction {
-  std::int64_t id = 0;
-  std::string tx_hash;
-  std::string raw_tx_hex;
-  bool due_for_rebroadcast = false;  // broadcast longer ago than the rebroadcast interval
+/// Ids of pending withdrawals of `chain` created longer ago than `older_than`, or with a cancel
+/// request, oldest first: the reconciler re-drives them.
+std::vector<std::int64_t> stale_pending(pqxx::transaction_base& tx, const std::string& chain,
+                                        std::chrono::milliseconds older_than, int limit);
+
+/// The gauges' view of `chain`: counts per open status and the oldest age in each.
+struct status_summary {
+  std::int64_t pending = 0;
+  std::int64_t signed_ = 0;
+  std::int64_t broadcast = 0;
+  double oldest_pending_seconds = 0;
+  double oldest_signed_seconds = 0;     // since signing
+  double oldest_broadcast_seconds = 0;  // since the first broadcast
 };
-
-/// Withdrawals of `chain` in status broadcast with id > after_id, in id order, at most `limit`.
-std::vector<broadcast_transaction> broadcast_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
-                                                         std::int64_t after_id, int limit,
-                                                         std::chrono::milliseconds rebroadcast_after);
-
-/// Ids of withdrawals of `chain` signed longer ago than `older_than` and still signed.
-std::vector<std::int64_t> stale_signed_withdrawals(pqxx::transaction_base& tx, const std::string& chain,
-                                                   std::chrono::milliseconds older_than, int limit);
+status_summary summarize(pqxx::transaction_base& tx, const std::string& chain);
 
 }  // namespace broadcaster::store

@@ -1,5 +1,8 @@
 #include "broadcaster/worker.hpp"
 
+#include <atomic>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -76,124 +79,72 @@ std::string status_line(const std::string& source, const metrics& m) {
                      m.duplicates_skipped.Value(), m.consumer_lag.Value());
 }
 
-}  // namespace
+std::string source_description(const settings& config) {
+  if (config.source == source_mode::db_poll) return fmt::format("Source: DB poll every {}", format_duration(config.poll_interval));
+  return config.mq == mq_type::kafka ? "MQ Mode: Kafka Consumer" : "MQ Mode: Redis Stream Consumer";
+}
 
-int run_worker(const std::filesystem::path& config_path, const settings& config, const chain::private_key& key,
-               common::process_signals& signals) {
-  auto registry = std::make_shared<prometheus::Registry>();
-  metrics counters(*registry);
-  health status;
-
-  common::http::server_config http_config;
-  http_config.bind_address = config.http.listen;
-  http_config.port = config.http.port;
-  http_config.threads = 1;
-  common::http::server operations(http_config, common::operations_handler(registry, [&status] {
-                                    return status.problem(stall_after, problem_grace);
-                                  }));
-  try {
-    operations.start();
-  } catch (const std::exception& e) {
-    spdlog::critical("cannot serve /metrics and /healthz: {} (http.listen / http.port)", e.what());
-    return 1;
-  }
-
-  const std::string source_line = config.source == source_mode::db_poll
-                                      ? fmt::format("Source: DB poll every {}", format_duration(config.poll_interval))
-                                      : (config.mq == mq_type::kafka ? "MQ Mode: Kafka Consumer"
-                                                                     : "MQ Mode: Redis Stream Consumer");
-  spdlog::info("{}", source_line);
-  spdlog::info("broadcaster-worker: chain \"{}\" via {}, {} transactions, hot wallet {}, database {}",
-               config.chain.name, config.chain.rpc_url,
-               config.chain.tx_type == transaction_type::legacy ? "legacy (EIP-155)" : "EIP-1559",
-               key.address().to_checksum_string(), common::redacted_url(config.database.url));
-
-  common::connection_pool pool(config.database, pool_size, 10s, [](pqxx::connection& connection) {
-    // Bounded waits: a row lock held by a stuck worker or a runaway statement becomes a retryable error.
-    pqxx::nontransaction tx(connection);
-    tx.exec("SET lock_timeout = '5s'; SET statement_timeout = '15s'");
+// The database is reachable and migrated to a schema this worker understands.
+bool wait_for_database(common::connection_pool& pool, common::process_signals& signals, health& status) {
+  return wait_until_ready("database", signals, status, [&pool] {
+    auto lease = pool.acquire();
+    pqxx::nontransaction tx(*lease);
+    if (!tx.exec1("SELECT to_regclass('withdrawal_transactions') IS NOT NULL")[0].as<bool>()) {
+      return std::string("table withdrawal_transactions not found in the search_path: migrate the schema "
+                         "(walletctl migrate up)");
+    }
+    return std::string();
   });
+}
 
-  if (!wait_until_ready("database", signals, status, [&pool] {
-        auto lease = pool.acquire();
-        pqxx::nontransaction tx(*lease);
-        if (!tx.exec1("SELECT to_regclass('withdrawals') IS NOT NULL")[0].as<bool>()) {
-          return std::string("table withdrawals not found in the search_path: migrate the schema (walletctl migrate up)");
-        }
+// The node's chain id, checked against chain.chain_id. nullopt: stop requested (exit 0) or a
+// contradiction (logged; exit 2 through `exit_code`).
+std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::process_signals& signals, health& status,
+                                              int& exit_code) {
+  eth_rpc rpc(config.chain.rpc_url, config.chain.rpc_timeout);
+  std::uint64_t node_chain_id = 0;
+  exit_code = 0;
+  if (!wait_until_ready("eth node", signals, status, [&] {
+        node_chain_id = rpc.chain_id();
         return std::string();
       })) {
-    return 0;
+    return std::nullopt;
   }
+  if (config.chain.chain_id != 0 && config.chain.chain_id != node_chain_id) {
+    spdlog::critical("config: chain.chain_id is {} but the node at {} serves chain {}: fix chain.chain_id or "
+                     "chain.rpc_url",
+                     config.chain.chain_id, rpc.url(), node_chain_id);
+    exit_code = common::exit_config_error;
+    return std::nullopt;
+  }
+  spdlog::info("eth node {} serves chain id {}", rpc.url(), node_chain_id);
+  return node_chain_id;
+}
 
-  std::uint64_t chain_id = config.chain.chain_id;
-  {
-    eth_rpc rpc(config.chain.rpc_url, config.chain.rpc_timeout);
-    std::uint64_t node_chain_id = 0;
-    if (!wait_until_ready("eth node", signals, status, [&] {
-          node_chain_id = rpc.chain_id();
-          return std::string();
-        })) {
-      return 0;
-    }
-    if (chain_id != 0 && chain_id != node_chain_id) {
-      spdlog::critical("config: chain.chain_id is {} but the node at {} serves chain {}: fix chain.chain_id or "
-                       "chain.rpc_url",
-                       chain_id, config.chain.rpc_url, node_chain_id);
-      return common::exit_config_error;
-    }
-    chain_id = node_chain_id;
-    spdlog::info("eth node {} serves chain id {}", config.chain.rpc_url, chain_id);
-  }
+std::unique_ptr<event_source> make_source(const settings& config, processor& worker, metrics& counters,
+                                          health& status, common::process_signals& signals) {
+  if (config.source == source_mode::db_poll) return make_db_poll_source(config, worker, status, signals);
+  if (config.mq == mq_type::kafka) return make_kafka_source(config, worker, counters, status, signals);
+  return make_redis_source(config, worker, counters, status, signals);
+}
 
-  processor source_processor(config, chain_id, key, pool, counters, status, signals, "source");
-  processor tracker_processor(config, chain_id, key, pool, counters, status, signals, "tracker");
-  std::unique_ptr<event_source> source;
-  try {
-    if (config.source == source_mode::db_poll) {
-      source = make_db_poll_source(config, source_processor, status, signals);
-    } else if (config.mq == mq_type::kafka) {
-      source = make_kafka_source(config, source_processor, counters, status, signals);
-    } else {
-      source = make_redis_source(config, source_processor, counters, status, signals);
-    }
-  } catch (const common::config_error& e) {
-    spdlog::critical("{}", e.what());
-    return common::exit_config_error;
-  }
-  if (!wait_until_ready(config.source == source_mode::db_poll ? "source"
-                        : config.mq == mq_type::kafka         ? "Kafka"
-                                                              : "Redis",
-                        signals, status, [&] { return source->check_ready(readiness_probe_timeout); })) {
-    return 0;
-  }
-
-  confirmation_tracker tracker(config, tracker_processor, pool, counters, status, signals);
-  std::atomic<bool> fatal{false};
-  status.beat("source");
-  status.beat("tracker");
-  std::thread source_thread([&] {
+// A loop on its own thread; an exception stops the whole process (exit 1).
+std::thread start_loop(const char* what, std::atomic<bool>& fatal, common::process_signals& signals,
+                       std::function<void()> body) {
+  return std::thread([what, &fatal, &signals, body = std::move(body)] {
     try {
-      source->run();
+      body();
     } catch (const std::exception& e) {
-      spdlog::critical("event source failed: {}", e.what());
+      spdlog::critical("{} failed: {}", what, e.what());
       fatal = true;
       signals.request_stop();
     }
   });
-  std::thread tracker_thread([&] {
-    try {
-      tracker.run();
-    } catch (const std::exception& e) {
-      spdlog::critical("confirmation tracker failed: {}", e.what());
-      fatal = true;
-      signals.request_stop();
-    }
-  });
+}
 
-  status.set_ready(true);
-  common::systemd::notify_ready();
-  spdlog::info("ready: {}", source_line);
-
+// The calling thread until a stop: watchdog pings while every loop is alive, STATUS=, reloads.
+void supervise(const std::filesystem::path& config_path, const std::string& source_line, const metrics& counters,
+               health& status, common::process_signals& signals) {
   const auto watchdog = common::systemd::watchdog_ping_interval();
   auto reloads_seen = signals.reload_generation();
   auto last_ping = clock::time_point{};
@@ -218,6 +169,75 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
       reload(config_path);
     }
   }
+}
+
+}  // namespace
+
+int run_worker(const std::filesystem::path& config_path, const settings& config, const chain::private_key& key,
+               common::process_signals& signals) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  metrics counters(*registry);
+  health status;
+
+  common::http::server_config http_config;
+  http_config.bind_address = config.http.listen;
+  http_config.port = config.http.port;
+  http_config.threads = 1;
+  common::http::server operations(http_config, common::operations_handler(registry, [&status] {
+                                    return status.problem(stall_after, problem_grace);
+                                  }));
+  try {
+    operations.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot serve /metrics and /healthz: {} (http.listen / http.port)", e.what());
+    return 1;
+  }
+
+  const std::string source_line = source_description(config);
+  spdlog::info("{}", source_line);
+  spdlog::info("broadcaster-worker: chain \"{}\" via {}, {} transactions, {} confirmation(s), hot wallet {}, database {}",
+               config.chain.name, redacted_rpc_url(config.chain.rpc_url),
+               config.chain.tx_type == transaction_type::legacy ? "legacy (EIP-155)" : "EIP-1559",
+               config.chain.confirmations, key.address().to_checksum_string(),
+               common::redacted_url(config.database.url));
+
+  common::connection_pool pool(config.database, pool_size, 10s, [](pqxx::connection& connection) {
+    // Bounded waits: a row lock held by a stuck worker or a runaway statement becomes a retryable error.
+    pqxx::nontransaction tx(connection);
+    tx.exec("SET lock_timeout = '5s'; SET statement_timeout = '15s'");
+  });
+  if (!wait_for_database(pool, signals, status)) return 0;
+  int exit_code = 0;
+  const auto chain_id = resolve_chain_id(config, signals, status, exit_code);
+  if (!chain_id) return exit_code;
+
+  processor source_processor(config, *chain_id, key, pool, counters, status, signals, "source");
+  processor tracker_processor(config, *chain_id, key, pool, counters, status, signals, "tracker");
+  std::unique_ptr<event_source> source;
+  try {
+    source = make_source(config, source_processor, counters, status, signals);
+  } catch (const common::config_error& e) {
+    spdlog::critical("{}", e.what());
+    return common::exit_config_error;
+  }
+  const char* source_name = config.source == source_mode::db_poll ? "source"
+                            : config.mq == mq_type::kafka         ? "Kafka"
+                                                                  : "Redis";
+  if (!wait_until_ready(source_name, signals, status, [&] { return source->check_ready(readiness_probe_timeout); })) {
+    return 0;
+  }
+
+  confirmation_tracker tracker(config, tracker_processor, pool, counters, status, signals);
+  std::atomic<bool> fatal{false};
+  status.beat("source");
+  status.beat("tracker");
+  std::thread source_thread = start_loop("event source", fatal, signals, [&] { source->run(); });
+  std::thread tracker_thread = start_loop("confirmation tracker", fatal, signals, [&] { tracker.run(); });
+
+  status.set_ready(true);
+  common::systemd::notify_ready();
+  spdlog::info("ready: {}", source_line);
+  supervise(config_path, source_line, counters, status, signals);
 
   common::systemd::notify_stopping();
   common::systemd::notify_status("stopping: finishing the event in hand");

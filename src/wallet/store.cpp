@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/backoff.hpp"
+#include "events/withdrawal_created.hpp"
 
 namespace wallet {
 
@@ -170,16 +171,11 @@ create_result store::create_withdrawal(const withdrawal_request& request, const 
         if (tx.exec_prepared("wallet_debit", request.user_id, request.amount).empty()) {
           return {create_outcome::insufficient_balance, 0, {}};  // the destructor rolls the insert back
         }
-        // The seed's WithdrawalCreatedEvent, field for field.
-        nlohmann::ordered_json payload = {{"withdrawal_id", withdrawal_id},
-                                          {"user_id", request.user_id},
-                                          {"to_address", request.to_address},
-                                          {"amount", request.amount},
-                                          {"chain", request.chain}};
-        nlohmann::json headers = {{"event-type", "WithdrawalCreated"}, {"created-at", created_at}};
-        if (traceparent) headers["traceparent"] = *traceparent;
-        tx.exec_prepared("wallet_insert_outbox", std::string(withdrawal_topic), std::to_string(request.user_id),
-                         payload.dump(), headers.dump());
+        // The seed's WithdrawalCreatedEvent, field for field (the contract: events/withdrawal_created.hpp).
+        const events::withdrawal_created event{withdrawal_id, request.user_id, request.to_address, request.amount,
+                                               request.chain};
+        tx.exec_prepared("wallet_insert_outbox", std::string(events::withdrawal_topic), events::event_key(event),
+                         events::to_payload(event), events::event_headers_json(created_at, traceparent));
         tx.commit();
         return {create_outcome::created, withdrawal_id, std::move(created_at)};
       }

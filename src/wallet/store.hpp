@@ -22,9 +22,6 @@
 
 namespace wallet {
 
-/// Topic of the WithdrawalCreated events (the seed's name).
-inline constexpr std::string_view withdrawal_topic = "wallet_events_withdrawal";
-
 /// The database could not be reached or did not answer in time; nothing was written, except
 /// when in_doubt(): the commit was sent and its outcome is unknown.
 class database_unavailable : public std::runtime_error {

@@ -21,7 +21,8 @@ std::size_t parse_count(const std::string& text, const char* what) {
 }
 
 const std::vector<command>& all_commands() {
-  static const std::vector<command> commands = {migrate_command(), dead_letters_command(), outbox_command()};
+  static const std::vector<command> commands = {migrate_command(), dead_letters_command(), outbox_command(),
+                                                withdrawals_command()};
   return commands;
 }
 

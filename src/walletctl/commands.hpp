@@ -39,6 +39,7 @@ std::size_t parse_count(const std::string& text, const char* what);
 command migrate_command();
 command dead_letters_command();
 command outbox_command();
+command withdrawals_command();
 
 const std::vector<command>& all_commands();
 

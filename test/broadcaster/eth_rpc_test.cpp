@@ -44,6 +44,26 @@ struct fake_node {
 
   common::http::response handle(const common::http::request& request) {
     const json call = json::parse(request.body);
+    if (call.is_array()) {
+      // A batch: every call answered, in reverse order (replies are matched by id, not position).
+      json replies = json::array();
+      for (auto it = call.rbegin(); it != call.rend(); ++it) {
+        json reply = answer_for(*it).body;
+        reply["jsonrpc"] = "2.0";
+        reply["id"] = (*it)["id"];
+        replies.push_back(reply);
+      }
+      return {200, "application/json", replies.dump(), {}};
+    }
+    const answer a = answer_for(call);
+    if (a.delay.count() > 0) std::this_thread::sleep_for(a.delay);
+    json reply = a.body;
+    reply["jsonrpc"] = "2.0";
+    reply["id"] = call["id"];
+    return {a.http_status, "application/json", a.http_status == 200 ? reply.dump() : "upstream trouble", {}};
+  }
+
+  answer answer_for(const json& call) {
     answer a;
     {
       std::lock_guard lock(mutex);
@@ -55,11 +75,7 @@ struct fake_node {
         a = it->second;
       }
     }
-    if (a.delay.count() > 0) std::this_thread::sleep_for(a.delay);
-    json reply = a.body;
-    reply["jsonrpc"] = "2.0";
-    reply["id"] = call["id"];
-    return {a.http_status, "application/json", a.http_status == 200 ? reply.dump() : "upstream trouble", {}};
+    return a;
   }
 
   std::mutex mutex;
@@ -235,14 +251,47 @@ TEST_CASE("receipts: pending, success, reverted", "[rpc]") {
   node.on("eth_getTransactionReceipt", {result(nullptr)});
   CHECK_FALSE(rpc.get_transaction_receipt(some_hash).has_value());
   node.on("eth_getTransactionReceipt",
-          {result({{"status", "0x1"}, {"blockNumber", "0x10"}, {"gasUsed", "0x5208"}, {"effectiveGasPrice", "0x2"}})});
+          {result({{"status", "0x1"},
+                   {"blockNumber", "0x10"},
+                   {"blockHash", "0xABCD"},
+                   {"gasUsed", "0x5208"},
+                   {"effectiveGasPrice", "0x2"}})});
   auto r = rpc.get_transaction_receipt(some_hash);
   REQUIRE(r.has_value());
   CHECK(r->success);
   CHECK(r->block_number == 16);
   CHECK(r->gas_used == 21000);
-  node.on("eth_getTransactionReceipt", {result({{"status", "0x0"}, {"blockNumber", "0x11"}})});
+  CHECK(r->block_hash == "0xabcd");
+  node.on("eth_getTransactionReceipt", {result({{"status", "0x0"}, {"blockNumber", "0x11"}, {"blockHash", "0x1"}})});
   r = rpc.get_transaction_receipt(some_hash);
   REQUIRE(r.has_value());
   CHECK_FALSE(r->success);
+}
+
+TEST_CASE("batch: one HTTP request, results in call order whatever the reply order, an error item throws", "[rpc]") {
+  fake_node node;
+  broadcaster::eth_rpc rpc(node.url(), 2s);
+  node.on("eth_blockNumber", {result("0x10")});
+  node.on("eth_chainId", {result("0x7a69")});
+  const auto results = rpc.batch({{"eth_blockNumber", json::array()}, {"eth_chainId", json::array()}});
+  REQUIRE(results.size() == 2);
+  CHECK(results[0] == "0x10");
+  CHECK(results[1] == "0x7a69");
+  CHECK_THROWS_AS(rpc.batch({{"eth_blockNumber", json::array()}, {"eth_unknown", json::array()}}),
+                  broadcaster::rpc_error);
+  CHECK(rpc.batch({}).empty());
+}
+
+TEST_CASE("rpc URL: logged without path or query, where providers put their API keys", "[rpc]") {
+  CHECK(broadcaster::redacted_rpc_url("http://eth.example.com/v3/SECRETKEY") == "http://eth.example.com:80");
+  CHECK(broadcaster::redacted_rpc_url("http://10.0.0.1:8545/?apikey=SECRET") == "http://10.0.0.1:8545");
+  CHECK(broadcaster::redacted_rpc_url("http://[::1]:8545/x") == "http://[::1]:8545");
+  broadcaster::eth_rpc rpc("http://127.0.0.1:1/key/SECRET?token=SECRET", 100ms);
+  CHECK(rpc.url().find("SECRET") == std::string::npos);
+  try {
+    rpc.chain_id();
+    FAIL("no node listens on port 1");
+  } catch (const broadcaster::rpc_unavailable& e) {
+    CHECK(std::string(e.what()).find("SECRET") == std::string::npos);
+  }
 }

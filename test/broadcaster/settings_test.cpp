@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,8 +26,9 @@ common::env_lookup env_of(std::map<std::string, std::string> values) {
 }
 
 broadcaster::settings parse(std::string_view toml, std::map<std::string, std::string> env = {}) {
-  auto reader = common::config_reader::from_string(toml, "BROADCASTER", env_of(std::move(env)));
-  auto s = parse_settings(reader);
+  const auto lookup = env_of(std::move(env));
+  auto reader = common::config_reader::from_string(toml, "BROADCASTER", lookup);
+  auto s = parse_settings(reader, lookup);
   reader.reject_unknown_keys();
   return s;
 }
@@ -46,8 +49,11 @@ constexpr const char* anvil_key_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae
 TEST_CASE("the shipped development config parses with the documented defaults", "[settings]") {
   const auto path = std::filesystem::path(OUTBOX_SOURCE_DIR) / "conf" / "broadcaster.toml";
   auto reader = common::config_reader::from_file(path, "BROADCASTER", env_of({}));
-  const auto s = parse_settings(reader);
+  const auto s = parse_settings(reader, env_of({}));
   REQUIRE_NOTHROW(reader.reject_unknown_keys());
+  CHECK(s.chain.confirmations == 1);
+  CHECK(s.chain.max_fee_per_gas_cap == chain::uint256("1000000000000"));
+  CHECK(s.reconcile.pending_after == 5min);
   CHECK(s.source == broadcaster::source_mode::events);
   CHECK(s.poll_interval == 5s);
   CHECK(s.mq == broadcaster::mq_type::kafka);
@@ -74,8 +80,10 @@ TEST_CASE("the shipped development config parses with the documented defaults", 
 TEST_CASE("the production example parses and pins the chain and a fee ceiling", "[settings]") {
   const auto path = std::filesystem::path(OUTBOX_SOURCE_DIR) / "conf" / "broadcaster.production.toml";
   auto reader = common::config_reader::from_file(path, "BROADCASTER", env_of({}));
-  const auto s = parse_settings(reader);
+  const auto s = parse_settings(reader, env_of({}));
   REQUIRE_NOTHROW(reader.reject_unknown_keys());
+  CHECK(s.chain.confirmations == 12);
+  CHECK(s.chain.max_fee_per_gas_cap == chain::uint256("300000000000"));
   CHECK(s.chain.chain_id == 1);
   REQUIRE(s.chain.max_fee_per_gas.has_value());
   CHECK(*s.chain.max_fee_per_gas == chain::uint256("200000000000"));
@@ -124,6 +132,38 @@ TEST_CASE("bad values are config errors naming the key", "[settings]") {
   CHECK(config_error_key("[redis]\nurl = \"http://x\"\n") == "redis.url");
   CHECK(config_error_key("[http]\nport = 70000\n") == "http.port");
   CHECK(config_error_key("[chain]\nsigning_key = \"abc\"\n") == "chain.signing_key");  // never in TOML
+  CHECK(config_error_key("[chain]\nconfirmations = 0\n") == "chain.confirmations");
+  CHECK(config_error_key("[chain]\nmax_fee_per_gas_cap = \"0\"\n") == "chain.max_fee_per_gas_cap");
+  CHECK(config_error_key("[chain]\nmax_fee_per_gas_cap = \"auto\"\n") == "chain.max_fee_per_gas_cap");
+  CHECK(config_error_key("[chain]\nmax_fee_per_gas = \"11\"\nmax_fee_per_gas_cap = \"10\"\n") ==
+        "chain.max_fee_per_gas");
+  CHECK(config_error_key("[reconcile]\npending_after = \"0s\"\n") == "reconcile.pending_after");
+  // Secrets never sit in the configuration, not even as a librdkafka pass-through property.
+  CHECK(config_error_key("[kafka.properties]\n\"sasl.password\" = \"x\"\n") == "kafka.properties.sasl.password");
+  CHECK(config_error_key("", {{"BROADCASTER_KAFKA_PROPERTIES", "sasl.password=x"}}) ==
+        "kafka.properties.sasl.password");
+}
+
+TEST_CASE("the Kafka SASL password comes from the environment or a file, like the other secrets", "[settings]") {
+  CHECK(parse("", {{"BROADCASTER_KAFKA_SASL_PASSWORD", "s3cret"}}).kafka.properties.at("sasl.password") == "s3cret");
+  const auto path = std::filesystem::temp_directory_path() / ("sasl-" + std::to_string(getpid()));
+  std::ofstream(path) << "from-file\n";
+  CHECK(parse("", {{"BROADCASTER_KAFKA_SASL_PASSWORD_FILE", path.string()}}).kafka.properties.at("sasl.password") ==
+        "from-file");
+  std::filesystem::remove(path);
+  CHECK_FALSE(parse("").kafka.properties.contains("sasl.password"));
+}
+
+TEST_CASE("the signing key is wiped from the process environment once read", "[settings]") {
+  setenv("BROADCASTER_SIGNING_KEY", anvil_key_1, 1);
+  char* value = std::getenv("BROADCASTER_SIGNING_KEY");
+  REQUIRE(value != nullptr);
+  const std::size_t length = std::strlen(value);
+  CHECK_NOTHROW(broadcaster::load_signing_key());
+  broadcaster::forget_signing_key_environment();
+  CHECK(std::getenv("BROADCASTER_SIGNING_KEY") == nullptr);
+  // setenv copied the value; the copy is zeroed in place, as the original environment block is.
+  CHECK(std::all_of(value, value + length, [](char c) { return c == '\0'; }));
 }
 
 TEST_CASE("a legacy fee ceiling may be below the (unused) priority fee", "[settings]") {

@@ -100,3 +100,45 @@ TEST_CASE("build_and_sign produces the configured transaction type, deterministi
   settings.tx_type = broadcaster::transaction_type::eip1559;
   CHECK(broadcaster::build_and_sign(settings, next, fees, key).hash != a.hash);
 }
+
+TEST_CASE("auto fees never exceed chain.max_fee_per_gas_cap, whatever the node says", "[fees]") {
+  broadcaster::chain_settings settings;
+  settings.max_fee_per_gas_cap = 1000;
+  broadcaster::fee_market market;
+  market.base_fee_per_gas = 10'000;  // a spike, or a faulty node
+  market.max_priority_fee_per_gas = 5'000;
+  const auto fees = broadcaster::choose_fees(settings, market);
+  CHECK(fees.max_fee_per_gas == 1000);
+  CHECK(fees.max_priority_fee_per_gas == 1000);
+  settings.tx_type = broadcaster::transaction_type::legacy;
+  market.gas_price = 99'999;
+  CHECK(broadcaster::choose_fees(settings, market).max_fee_per_gas == 1000);
+}
+
+TEST_CASE("a fee bump raises both fees by at least 10 %, follows the market, and stops at the cap", "[fees]") {
+  broadcaster::chain_settings settings;
+  settings.max_fee_per_gas_cap = 1000;
+  // +10 %, rounded up (nodes refuse a replacement below it).
+  auto bumped = broadcaster::bumped_fees(settings, {101, 11}, {50, 1});
+  REQUIRE(bumped.has_value());
+  CHECK(bumped->max_fee_per_gas == 112);  // 111.1 rounded up
+  CHECK(bumped->max_priority_fee_per_gas == 13);  // 12.1 rounded up
+  // The market moved further: its quote wins.
+  bumped = broadcaster::bumped_fees(settings, {100, 10}, {600, 20});
+  REQUIRE(bumped.has_value());
+  CHECK(bumped->max_fee_per_gas == 600);
+  CHECK(bumped->max_priority_fee_per_gas == 20);
+  // Never above the cap, and no bump at all when the cap leaves no room for +10 %.
+  bumped = broadcaster::bumped_fees(settings, {900, 10}, {5000, 10});
+  REQUIRE(bumped.has_value());
+  CHECK(bumped->max_fee_per_gas == 1000);
+  CHECK_FALSE(broadcaster::bumped_fees(settings, {950, 10}, {5000, 10}).has_value());
+}
+
+TEST_CASE("a cancel is a 0-value transfer to the hot wallet itself at the same nonce", "[signing]") {
+  const chain::private_key key(anvil_key_1);
+  const auto cancel = broadcaster::cancel_payment(31337, 7, key.address());
+  CHECK(cancel.nonce == 7);
+  CHECK(cancel.to == key.address());
+  CHECK(cancel.value == 0);
+}

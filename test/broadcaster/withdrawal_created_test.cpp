@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "broadcaster/withdrawal_event.hpp"
+#include "events/withdrawal_created.hpp"
 
-using broadcaster::parse_withdrawal_event;
+using events::parse_withdrawal_event;
 
 TEST_CASE("the seed's WithdrawalCreated event parses", "[event]") {
   const auto parsed = parse_withdrawal_event(
@@ -58,21 +58,21 @@ TEST_CASE("bad payloads are rejected with the field at fault", "[event]") {
 }
 
 TEST_CASE("an event agrees with its row when the amounts are equal as numbers", "[event]") {
-  broadcaster::withdrawal_event event{7, 4, "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc", "1.5", "eth"};
-  const broadcaster::withdrawal_facts row{4, "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "1.500000000000000000",
+  events::withdrawal_created event{7, 4, "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc", "1.5", "eth"};
+  const events::withdrawal_facts row{4, "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "1.500000000000000000",
                                           "eth"};
-  CHECK(broadcaster::describe_mismatch(event, row).empty());
+  CHECK(events::describe_mismatch(event, row).empty());
 
   auto other = event;
   other.user_id = 5;
-  CHECK(broadcaster::describe_mismatch(other, row).find("user_id") != std::string::npos);
+  CHECK(events::describe_mismatch(other, row).find("user_id") != std::string::npos);
   other = event;
   other.amount = "1.500000000000000001";
-  CHECK(broadcaster::describe_mismatch(other, row).find("amount") != std::string::npos);
+  CHECK(events::describe_mismatch(other, row).find("amount") != std::string::npos);
   other = event;
   other.to_address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-  CHECK(broadcaster::describe_mismatch(other, row).find("to_address") != std::string::npos);
+  CHECK(events::describe_mismatch(other, row).find("to_address") != std::string::npos);
   other = event;
   other.chain = "btc";
-  CHECK(broadcaster::describe_mismatch(other, row).find("chain") != std::string::npos);
+  CHECK(events::describe_mismatch(other, row).find("chain") != std::string::npos);
 }

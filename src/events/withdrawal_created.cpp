@@ -1,4 +1,4 @@
-#include "broadcaster/withdrawal_event.hpp"
+#include "events/withdrawal_created.hpp"
 
 #include <cstdint>
 
@@ -8,7 +8,7 @@
 #include "chain/address.hpp"
 #include "chain/units.hpp"
 
-namespace broadcaster {
+namespace events {
 
 using json = nlohmann::json;
 
@@ -44,6 +44,24 @@ std::optional<std::string> text_field(const json& object, const char* field, std
 
 }  // namespace
 
+std::string to_payload(const withdrawal_created& event) {
+  const nlohmann::ordered_json payload = {{"withdrawal_id", event.withdrawal_id},
+                                          {"user_id", event.user_id},
+                                          {"to_address", event.to_address},
+                                          {"amount", event.amount},
+                                          {"chain", event.chain}};
+  return payload.dump();
+}
+
+std::string event_key(const withdrawal_created& event) { return std::to_string(event.user_id); }
+
+std::string event_headers_json(std::string_view created_at, const std::optional<std::string>& traceparent) {
+  json headers = {{std::string(event_type_header), withdrawal_created_type},
+                  {std::string(created_at_header), created_at}};
+  if (traceparent) headers[std::string(traceparent_header)] = *traceparent;
+  return headers.dump();
+}
+
 parsed_event parse_withdrawal_event(std::string_view payload) {
   parsed_event out;
   json document;
@@ -63,7 +81,7 @@ parsed_event parse_withdrawal_event(std::string_view payload) {
     out.error = error;
     return out;
   }
-  withdrawal_event event;
+  withdrawal_created event;
   event.withdrawal_id = *out.withdrawal_id;
   const auto user_id = positive_id(document, "user_id", error);
   const auto to_address = text_field(document, "to_address", error);
@@ -99,7 +117,7 @@ parsed_event parse_withdrawal_event(std::string_view payload) {
   return out;
 }
 
-std::string describe_mismatch(const withdrawal_event& event, const withdrawal_facts& row) {
+std::string describe_mismatch(const withdrawal_created& event, const withdrawal_facts& row) {
   if (event.user_id != row.user_id) {
     return fmt::format("user_id {} of the event differs from the withdrawal's {}", event.user_id, row.user_id);
   }
@@ -122,4 +140,4 @@ std::string describe_mismatch(const withdrawal_event& event, const withdrawal_fa
   return {};
 }
 
-}  // namespace broadcaster
+}  // namespace events
