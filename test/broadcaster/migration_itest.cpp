@@ -50,7 +50,7 @@ TEST_CASE("migration 000002: versions of existing withdrawals are copied, and on
     tx.exec0("INSERT INTO withdrawals (user_id, chain, to_address, amount) VALUES (1, 'eth', '0x01', 1)");
     tx.commit();
   }
-  REQUIRE(migrator.up() == std::vector<std::int64_t>{2});
+  REQUIRE(migrator.up(1) == std::vector<std::int64_t>{2});
 
   pqxx::work tx(db);
   const auto versions = tx.exec(
@@ -95,5 +95,5 @@ TEST_CASE("migration 000002: versions of existing withdrawals are copied, and on
     cleanup.commit();
   }
   CHECK(migrator.down(1) == std::vector<std::int64_t>{2});
-  CHECK(migrator.up() == std::vector<std::int64_t>{2});
+  CHECK(migrator.up(1) == std::vector<std::int64_t>{2});
 }
