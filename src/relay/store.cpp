@@ -19,10 +19,9 @@ constexpr std::size_t max_error_length = 2000;
 
 // A row is claimable unless it waits for its own retry, or an earlier row of its key does, or
 // (dead_letter_blocks_key) an earlier row of its key is a dead letter.
-// OFFSET 0 keeps each NOT EXISTS a per-row probe of a small index (outbox_messages_retrying,
-// outbox_dead_letters_key); flattened into an anti-join the planner materialises every retrying
-// row and compares each claimed row against all of them (62 ms instead of 1.5 ms per 500-row
-// claim at 1M rows).
+// OFFSET 0 keeps the retry NOT EXISTS a per-row probe of the small outbox_messages_retrying index;
+// flattened into an anti-join the planner materialises every retrying row and compares each
+// claimed row against all of them (62 ms instead of 1.5 ms per 500-row claim at 1M rows).
 std::string claimable(bool dead_letter_blocks_key) {
   std::string sql = R"(
       o.partition_no = ANY($1::smallint[])
@@ -31,8 +30,12 @@ std::string claimable(bool dead_letter_blocks_key) {
                   WHERE r.attempts > 0 AND r.key = o.key AND r.id < o.id AND r.next_attempt_at > now()
                   OFFSET 0))";
   if (dead_letter_blocks_key) {
+    // The IN is an uncorrelated, hashed subplan: the held keys are read once per statement and each
+    // row costs one hash probe; only rows of a held key run the correlated id check (a requeued
+    // dead letter is older than the key's remaining dead letters, and must not wait for them).
     sql += R"(
-  AND NOT EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.key = o.key AND d.id < o.id OFFSET 0))";
+  AND NOT (o.key IN (SELECT key FROM outbox_dead_letters WHERE key IS NOT NULL)
+           AND EXISTS (SELECT 1 FROM outbox_dead_letters d WHERE d.key = o.key AND d.id < o.id)))";
   }
   return sql;
 }
