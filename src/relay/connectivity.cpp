@@ -77,6 +77,7 @@ void service::impl::broker_available() {
   broker_up = true;
   metrics.broker_up(true);
   broker_backoff.reset();
+  forget_failing_topics();  // a batch went through: what failed for lack of an answer is over
   if (broker_down_since) {
     spdlog::info("broker recovered after {:.1f}s: publishing again", seconds(clock_type::now() - *broker_down_since));
     broker_down_since.reset();

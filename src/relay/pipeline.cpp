@@ -61,11 +61,20 @@ batch_outcome service::impl::run_batches() {
   // Topics due for a retry: let the client look at them again first (a topic created meanwhile).
   std::vector<std::string> retrying;
   for (const auto& [topic, state] : blocked) {
-    if (state.retry_at <= started) retrying.push_back(topic);
+    if (state.refused && state.retry_at <= started) retrying.push_back(topic);
   }
   if (!retrying.empty()) broker->refresh_topics(retrying);
   auto first = claim();
   outcome.claimed = first.rows().size();
+  if (!retrying.empty() && first.rows().size() < config.outbox.batch_size) {
+    // Every claimable row of ours is in this batch: a retried topic with none left here is no
+    // longer ours to report (another relay owns its rows now, or they are gone).
+    for (const auto& topic : retrying) {
+      const bool has_rows = std::any_of(first.rows().begin(), first.rows().end(),
+                                        [&](const outbox_row& row) { return row.topic == topic; });
+      if (!has_rows) forget_topic(topic);
+    }
+  }
   if (first.rows().empty()) {
     first.commit();
     return outcome;
@@ -142,6 +151,7 @@ void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>&
       case delivery_status::failed:
         metrics.publish_error(result.reason);
         if (!outcome.broker_failure) outcome.broker_failure = result.error;
+        outcome.failing.try_emplace(row.topic, result.reason);
         break;
       case delivery_status::blocked:
         metrics.publish_error(result.reason);
@@ -194,19 +204,32 @@ void service::impl::topics_blocked(const std::map<std::string, std::string>& top
   const auto now = clock_type::now();
   const auto retry_at = now + topic_backoff.next();
   for (const auto& [topic, reason] : topics) {
-    auto [it, fresh] = blocked.try_emplace(topic, blocked_topic{reason, now, retry_at});
-    if (fresh) {
+    auto [it, fresh] = blocked.try_emplace(topic, blocked_topic{reason, now, retry_at, true});
+    if (fresh || !it->second.refused) {
       spdlog::error("topic {}: the broker refuses every message ({}); its rows stay in the outbox (no attempt "
                     "counted) and are retried with backoff, other topics flow meanwhile",
                     topic, reason);
-    } else {
-      if (it->second.reason != reason) metrics.publish_blocked(topic, it->second.reason, false);
-      it->second.reason = reason;
-      it->second.retry_at = retry_at;
     }
+    if (it->second.reason != reason) metrics.publish_blocked(topic, it->second.reason, false);
+    it->second.reason = reason;
+    it->second.retry_at = retry_at;
+    it->second.refused = true;
     metrics.publish_blocked(topic, reason, true);
   }
   if (!retry_due || retry_at < *retry_due) retry_due = retry_at;
+  publish_blocked_summary();
+}
+
+void service::impl::topics_failing(const std::map<std::string, std::string>& topics) {
+  const auto now = clock_type::now();
+  for (const auto& [topic, reason] : topics) {
+    auto [it, fresh] = blocked.try_emplace(topic, blocked_topic{reason, now, now, false});
+    if (!fresh && it->second.reason != reason) {
+      metrics.publish_blocked(topic, it->second.reason, false);
+      it->second.reason = reason;
+    }
+    metrics.publish_blocked(topic, reason, true);
+  }
   publish_blocked_summary();
 }
 
@@ -215,10 +238,24 @@ void service::impl::topic_flows(const std::string& topic) {
   if (it == blocked.end()) return;
   spdlog::info("topic {}: the broker accepts messages again after {:.1f}s ({} before)", topic,
                seconds(clock_type::now() - it->second.since), it->second.reason);
+  forget_topic(topic);
+}
+
+void service::impl::forget_topic(const std::string& topic) {
+  const auto it = blocked.find(topic);
+  if (it == blocked.end()) return;
   metrics.publish_blocked(topic, it->second.reason, false);
   blocked.erase(it);
   if (blocked.empty()) topic_backoff.reset();
   publish_blocked_summary();
+}
+
+void service::impl::forget_failing_topics() {
+  std::vector<std::string> failing;
+  for (const auto& [topic, state] : blocked) {
+    if (!state.refused) failing.push_back(topic);
+  }
+  for (const auto& topic : failing) forget_topic(topic);
 }
 
 void service::impl::publish_blocked_summary() {

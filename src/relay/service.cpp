@@ -115,6 +115,7 @@ int service::impl::run() {
       if (claim_now && !leases.owned().empty()) {
         const auto outcome = run_batches();
         if (!outcome.blocked.empty()) topics_blocked(outcome.blocked);
+        if (!outcome.failing.empty()) topics_failing(outcome.failing);
         if (outcome.broker_failure) {
           broker_unavailable(*outcome.broker_failure);
           claim_now = true;

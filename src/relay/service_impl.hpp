@@ -40,6 +40,7 @@ struct batch_outcome {
   std::size_t published = 0;  // rows acknowledged, all batches
   std::optional<std::string> broker_failure;  // a row failed because the broker did not answer
   std::map<std::string, std::string> blocked;  // topic -> reason: the broker refuses the whole topic
+  std::map<std::string, std::string> failing;  // topic -> reason: rows failed, the broker did not answer
 };
 
 // A batch handed to the broker whose acknowledgements are awaited.
@@ -52,11 +53,14 @@ struct sent_batch {
   clock_type::duration waited{};  // in collect(): what claiming ahead did not cover
 };
 
-// A topic the broker refuses as a whole: its rows are left out of claims until retry_at.
+// A topic the broker refuses as a whole: its rows are left out of claims until retry_at. Topics
+// whose rows failed because the broker did not answer are listed too (retry_at: at once), so that
+// relay_publish_blocked and /healthz name them until a row of theirs is acknowledged.
 struct blocked_topic {
   std::string reason;
   clock_type::time_point since;
   clock_type::time_point retry_at;
+  bool refused = true;  // false: only failing (no answer in time), never left out of claims
 };
 
 struct service::impl {
@@ -84,8 +88,11 @@ struct service::impl {
   void handle_rejection(claimed_batch& batch, const outbox_row& row, const delivery_result& result,
                         std::size_t& dead_lettered);
   void topics_blocked(const std::map<std::string, std::string>& blocked);
+  void topics_failing(const std::map<std::string, std::string>& failing);
   void topic_flows(const std::string& topic);
-  void publish_blocked_summary();  // blocked -> blocked_summary (for /healthz)
+  void forget_topic(const std::string& topic);  // no longer reported (gauge 0)
+  void forget_failing_topics();                 // the broker answers again
+  void publish_blocked_summary();               // blocked -> blocked_summary (for /healthz)
   std::vector<std::string> excluded_topics() const;
   bool wait_for_work();
   bool keep_waiting();

@@ -11,6 +11,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <thread>
 
@@ -70,6 +71,20 @@ std::map<std::int32_t, std::int32_t> leaders(const std::string& topic) {
 }
 
 bool topic_exists(const std::string& topic) { return !leaders(topic).empty(); }
+
+// Some relay_publish_blocked{topic="<topic>",...} sample of `relay` is 1.
+bool publish_blocked(relay_process& relay, const std::string& topic) {
+  const auto body = relay.http_get("/metrics").body;
+  const auto label = fmt::format("topic=\"{}\"", topic);
+  std::istringstream lines(body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("relay_publish_blocked{", 0) == 0 && line.find(label) != std::string::npos &&
+        line.substr(line.rfind(' ') + 1) == "1") {
+      return true;
+    }
+  }
+  return false;
+}
 
 // Starts every node that is not running when the test leaves, however it leaves.
 struct cluster_restorer {
@@ -258,6 +273,7 @@ TEST_CASE("relay cluster: the leader SIGKILLed during a 100k-row drain loses not
   CHECK(relay_itest::dead_letter_rows(t.db) == 0);
   CHECK(relay_itest::pending_rows(t.db) > 0);
   CHECK(relay.http_get("/healthz").status == 503);
+  CHECK(publish_blocked(relay, t.topic));
   {
     pqxx::nontransaction tx(t.db);
     CHECK(tx.exec("SELECT 1 FROM outbox_messages WHERE attempts > 0").empty());
@@ -266,6 +282,8 @@ TEST_CASE("relay cluster: the leader SIGKILLed during a 100k-row drain loses not
   test_support::services("up", "kafka");  // both nodes back
   REQUIRE(relay_itest::wait_drained(t.db, 240s));
   CHECK(relay_itest::dead_letter_rows(t.db) == 0);
+  CHECK(wait_until([&] { return !publish_blocked(relay, t.topic) && relay.http_get("/healthz").status == 200; }, 30s,
+                   200ms));
   relay_itest::stop_gracefully(relay);
   WARN("backlog when the leader (node " << leader << ") was SIGKILLed: " << backlog_at_kill);
   require_ordered_and_complete(t.topic, rows, "leader killed, then two nodes down");
