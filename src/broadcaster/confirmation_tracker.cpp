@@ -86,7 +86,7 @@ void confirmation_tracker::poll_once() {
     health_.beat(loop_name);
     bool reorged = false;
     if (settle(w, chain, receipts, reorged)) continue;
-    drive_sending(w, reorged);
+    drive_sending(w, chain, reorged);
   }
   if (!signals_.stop_requested()) reconcile_pending(stale_pending);
 }
@@ -204,7 +204,8 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
   return w.nonce < chain.mined_count;
 }
 
-void confirmation_tracker::drive_sending(const store::open_withdrawal& w, bool resend_now) {
+void confirmation_tracker::drive_sending(const store::open_withdrawal& w, const chain_snapshot& chain,
+                                         bool resend_now) {
   if (w.versions.empty()) {
     spdlog::error("withdrawal {} is {} without any version in withdrawal_transactions: left for an operator", w.id,
                   to_sql(w.status));
@@ -235,7 +236,9 @@ void confirmation_tracker::drive_sending(const store::open_withdrawal& w, bool r
     }
     return;
   }
-  if (latest.age_seconds >= rebroadcast) {
+  // Only the lowest unmined nonce is bumped: the later ones wait behind it, whatever their fees, and
+  // bumping them too would compound their fees for nothing.
+  if (latest.age_seconds >= rebroadcast && w.nonce == chain.mined_count) {
     // Accepted but not mined: the fee is too low. Refused (still signed): bump only when the market
     // asks for more, since a refusal for funds or nonce is not cured by paying more.
     const bool market_must_be_higher = w.status == withdrawal_status::signed_;

@@ -12,8 +12,9 @@
 //        the bytes are sent again;
 //      - no version mined but the nonce used at the confirmation depth: another transaction took
 //        it, none of ours can land → failed + refunded (nonce_taken), the counter moves past it;
-//      - not mined: a cancel request gets a cancel version; a version older than
-//        rebroadcast_after gets a fee-bumped replacement (at the cap: re-sent as it is); a refused
+//      - not mined: a cancel request gets a cancel version; the lowest unmined nonce's version,
+//        older than rebroadcast_after, gets a fee-bumped replacement (at the cap: re-sent as it
+//        is; later nonces wait behind it unbumped); a refused
 //        one is re-sent every consumer.retry_backoff_max; a signed one nobody sent for
 //        rebroadcast_after goes through processor::process_withdrawal();
 //   4. pending withdrawals older than reconcile.pending_after (their event lost, dead-lettered or
@@ -58,7 +59,7 @@ class confirmation_tracker {
   /// Steps 3's first three cases; true when the withdrawal is mined or settled (nothing to send).
   bool settle(const store::open_withdrawal& w, const chain_snapshot& chain, const receipt_map& receipts,
               bool& reorged);
-  void drive_sending(const store::open_withdrawal& w, bool resend_now);
+  void drive_sending(const store::open_withdrawal& w, const chain_snapshot& chain, bool resend_now);
   void send(const store::version_row& version, bool again);
   void reconcile_pending(const std::vector<std::int64_t>& ids);
 

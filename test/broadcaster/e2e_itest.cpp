@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "broadcaster_harness.hpp"
+#include "ledger.hpp"
 #include "chain/units.hpp"
 #include "http_client.hpp"
 
@@ -104,6 +105,8 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
 
   // 1 ETH deposited, the 20 amounts debited once each, nothing refunded.
   CHECK(balance_is(db, user_id, chain::format_units(to_wei("1") - total, chain::eth_decimals)));
+  const auto figures = check_ledger(db, *node, ids, wallet.address, {{user_id, "1"}});
+  CHECK(figures.paid == static_cast<std::size_t>(count));
   const auto got = received_ids(worker->log());
   for (const auto id : ids) CHECK(got.contains(id));
   pqxx::read_transaction tx(db);

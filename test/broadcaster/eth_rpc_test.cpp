@@ -253,7 +253,7 @@ TEST_CASE("receipts: pending, success, reverted", "[rpc]") {
   node.on("eth_getTransactionReceipt",
           {result({{"status", "0x1"},
                    {"blockNumber", "0x10"},
-                   {"blockHash", "0xABCD"},
+                   {"blockHash", "0xABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"},
                    {"gasUsed", "0x5208"},
                    {"effectiveGasPrice", "0x2"}})});
   auto r = rpc.get_transaction_receipt(some_hash);
@@ -261,8 +261,8 @@ TEST_CASE("receipts: pending, success, reverted", "[rpc]") {
   CHECK(r->success);
   CHECK(r->block_number == 16);
   CHECK(r->gas_used == 21000);
-  CHECK(r->block_hash == "0xabcd");
-  node.on("eth_getTransactionReceipt", {result({{"status", "0x0"}, {"blockNumber", "0x11"}, {"blockHash", "0x1"}})});
+  CHECK(r->block_hash == "0xabababababababababababababababababababababababababababababababab");  // one spelling: lower case
+  node.on("eth_getTransactionReceipt", {result({{"status", "0x0"}, {"blockNumber", "0x11"}, {"blockHash", "0x0101010101010101010101010101010101010101010101010101010101010101"}})});
   r = rpc.get_transaction_receipt(some_hash);
   REQUIRE(r.has_value());
   CHECK_FALSE(r->success);
