@@ -1,5 +1,7 @@
 #include "broadcaster/chain_view.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -56,6 +58,13 @@ std::vector<std::optional<transaction_receipt>> read_receipts(eth_rpc& rpc, cons
   out.reserve(hashes.size());
   for (const auto& receipt : rpc.batch(calls)) out.push_back(parse_receipt(receipt));
   return out;
+}
+
+bool any_known(eth_rpc& rpc, const std::vector<std::string>& hashes) {
+  std::vector<std::pair<std::string, json>> calls;
+  for (const auto& hash : hashes) calls.emplace_back("eth_getTransactionByHash", json::array({hash}));
+  const auto found = rpc.batch(calls);
+  return std::any_of(found.begin(), found.end(), [](const json& tx) { return !tx.is_null(); });
 }
 
 }  // namespace broadcaster

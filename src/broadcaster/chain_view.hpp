@@ -28,6 +28,10 @@ chain_snapshot read_chain(eth_rpc& rpc, const chain::address& account, std::uint
 /// eth_getTransactionReceipt of every hash (0x…), in one batch; nullopt where not mined.
 std::vector<std::optional<transaction_receipt>> read_receipts(eth_rpc& rpc, const std::vector<std::string>& hashes);
 
+/// True when the node knows any of `hashes` (eth_getTransactionByHash, in one batch): pending or
+/// mined, even while its receipt is not indexed yet.
+bool any_known(eth_rpc& rpc, const std::vector<std::string>& hashes);
+
 /// Blocks deep a receipt in `block` is when the head is `head` (1 = in the head block).
 inline std::uint64_t depth(std::uint64_t head, std::uint64_t block) noexcept {
   return head >= block ? head - block + 1 : 0;

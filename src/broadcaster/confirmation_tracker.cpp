@@ -81,6 +81,9 @@ void confirmation_tracker::poll_once() {
   const chain_snapshot chain = read_chain(worker_.rpc(), worker_.hot_wallet(), config_.chain.confirmations);
   metrics_.hot_wallet_balance_wei.Set(chain.balance.convert_to<double>());
   const receipt_map receipts = fetch_receipts(open, chain);
+  std::erase_if(nonce_taken_suspects_, [&](const auto& entry) {
+    return std::none_of(open.begin(), open.end(), [&](const auto& w) { return w.id == entry.first; });
+  });
   for (const auto& w : open) {
     if (signals_.stop_requested()) return;
     health_.beat(loop_name);
@@ -177,15 +180,22 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
   if (w.nonce < chain.final_count) {
     // The chain used our nonce, at depth, for a transaction that is none of our versions: none can
     // land. Unless a version was added since this pass read them (another worker's replacement):
-    // versions are only added under the withdrawal's row lock, so take it and compare.
+    // versions are only added under the withdrawal's row lock, so take it and compare. And a node
+    // may count a nonce as used a moment before it serves the receipt of the transaction that used
+    // it: believe it only when no version is known to the node at all, on two passes in a row.
+    std::vector<std::string> hashes;
+    for (const auto& v : w.versions) hashes.push_back(v.tx_hash);
+    const bool known = any_known(worker_.rpc(), hashes);
     store::lock_withdrawal(tx, w.id);
     const auto now = store::versions_of(tx, {w.id});
     const bool same_versions = std::equal(now.begin(), now.end(), w.versions.begin(), w.versions.end(),
                                           [](const auto& a, const auto& b) { return a.id == b.id; });
-    if (!same_versions) {
+    if (known || !same_versions) nonce_taken_suspects_.erase(w.id);
+    if (known || !same_versions || ++nonce_taken_suspects_[w.id] < 2) {
       tx.commit();
-      return true;  // asked again next pass, receipts of the new versions included
+      return true;  // asked again next pass
     }
+    nonce_taken_suspects_.erase(w.id);
     const std::string reason = fmt::format(
         "nonce {} was used on chain (at {} block(s) deep) by a transaction that is none of this withdrawal's {} "
         "version(s)",

@@ -10,8 +10,9 @@
 //        cancel → failed + refunded ("cancelled");
 //      - a recorded block that vanished or changed: broadcaster_reorgs_total, back to waiting, and
 //        the bytes are sent again;
-//      - no version mined but the nonce used at the confirmation depth: another transaction took
-//        it, none of ours can land → failed + refunded (nonce_taken), the counter moves past it;
+//      - no version mined, none known to the node, and the nonce used at the confirmation depth,
+//        on two passes: another transaction took it, none of ours can land → failed + refunded
+//        (nonce_taken), the counter moves past it;
 //      - not mined: a cancel request gets a cancel version; the lowest unmined nonce's version,
 //        older than rebroadcast_after, gets a fee-bumped replacement (at the cap: re-sent as it
 //        is; later nonces wait behind it unbumped); a refused
@@ -70,6 +71,7 @@ class confirmation_tracker {
   health& health_;
   common::process_signals& signals_;
   std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
+  std::map<std::int64_t, int> nonce_taken_suspects_;  // open id → passes that saw its nonce taken
   std::string last_error_;
   std::chrono::steady_clock::time_point last_error_at_{};
 };

@@ -13,6 +13,7 @@
 #include <pqxx/pqxx>
 
 #include "broadcaster_harness.hpp"
+#include "ledger.hpp"
 #include "common/redis.hpp"
 
 using namespace broadcaster_itest;
@@ -484,6 +485,9 @@ TEST_CASE("broadcaster: a refusal by the node holds the nonce, an operator's can
   CHECK(bed.mined_nonce() == bed.first_nonce + 2);  // the cancel, then the payment
   CHECK(balance_is(bed.db, 1, "4.998"));
   CHECK(worker->metric("broadcaster_failures_total{reason=\"cancelled\"}") == 1);
+  const auto figures = check_ledger(bed.db, *bed.node, {big_id, next_id}, bed.wallet.address, {{1, "5"}});
+  CHECK(figures.paid == 1);
+  CHECK(figures.refunded == 1);
 }
 
 TEST_CASE("broadcaster: SIGTERM exits 0 with offsets committed so a restarted worker re-processes nothing",

@@ -229,3 +229,34 @@ TEST_CASE("money: one worker per chain, the eth worker skips a second chain's ev
   check_ledger(bed.db, *bed.node, {eth_id}, bed.wallet.address, {{1, "1"}});
   check_ledger(bed.db, *bed.node, {base_id}, base_wallet.address, {{2, "1"}});
 }
+
+TEST_CASE("money: the chain uses the nonce of a refused withdrawal for another transaction: refunded only then, and "
+          "the next withdrawal takes the next nonce",
+          "[broadcaster][money][nonce-taken]") {
+  money_bed bed("taken", "0");
+  create_account(bed.db, 1, "5");
+  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.5"});
+  auto worker = start_worker(bed.setup({{"BROADCASTER_CONSUMER_RETRY_BACKOFF_MAX", "1m"}}));
+  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
+  bed.publish({id});
+  INFO("worker log " << worker->log_path());
+  REQUIRE(wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s,
+                     100ms));
+  REQUIRE(bed.status(id) == "signed");
+
+  // Someone else holding the key (an operator's wallet tool, another system) spends nonce 0.
+  set_balance(*bed.node, bed.wallet.address, to_wei("1"));
+  transfer(*bed.node, chain::private_key(bed.wallet.key_hex), random_address(), to_wei("0.001"));
+  REQUIRE(wait_all_status(bed.db, {id}, "failed", 60s));
+  CHECK(load_withdrawal(bed.db, id).failure_reason.value_or("").find("none of this withdrawal's") !=
+        std::string::npos);
+  CHECK(worker->metric("broadcaster_failures_total{reason=\"nonce_taken\"}") == 1);
+
+  const auto next = insert_pending_withdrawal(bed.db, {1, random_address(), "0.25"});
+  bed.publish({next});
+  REQUIRE(wait_all_status(bed.db, {next}, "confirmed", 60s));
+  CHECK(load_withdrawal(bed.db, next).nonce == 1);
+  const auto figures = check_ledger(bed.db, *bed.node, {id, next}, bed.wallet.address, {{1, "5"}});
+  CHECK(figures.refunded == 1);
+  CHECK(figures.paid == 1);
+}
