@@ -1,7 +1,10 @@
 #include "test_support.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,7 +67,7 @@ test_schema::test_schema(std::string base_url) : base_url_(std::move(base_url)),
     tx.exec0("CREATE SCHEMA " + tx.quote_name(name_));
   }
   auto connection = connect();
-  common::migrator(connection, common::default_migrations_dir()).up();
+  common::migrator(connection, common::find_migrations_dir()).up();
 }
 
 test_schema::~test_schema() {
@@ -440,6 +443,21 @@ group_description describe_group(const std::string& group, std::chrono::millisec
   rd_kafka_queue_destroy(queue);
   if (!error.empty()) throw std::runtime_error(fmt::format("describe group {}: {}", group, error));
   return out;
+}
+
+std::uint16_t free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("free_loopback_port: socket() failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("free_loopback_port: bind/getsockname on 127.0.0.1:0 failed");
+  return ntohs(address.sin_port);
 }
 
 std::optional<double> metric_value(std::string_view exposition, std::string_view sample) {

@@ -34,6 +34,10 @@ std::string bin_path(std::string_view name);
 /// the test for post-mortems).
 std::string new_log_path(std::string_view label);
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for a
+/// program that cannot listen on port 0 and report its port itself (e.g. Prometheus).
+std::uint16_t free_loopback_port();
+
 /// Polls `done` every `poll` until it returns true or `timeout` passes; returns its last answer.
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 50ms);
