@@ -5,21 +5,51 @@
 #include <map>
 #include <regex>
 #include <sstream>
+#include <string_view>
 
 #include <boost/crc.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
-#ifndef OUTBOX_SOURCE_DIR
-#define OUTBOX_SOURCE_DIR "."
-#endif
-
 namespace common {
 
-std::filesystem::path default_migrations_dir() {
-  if (const char* dir = std::getenv("OUTBOX_MIGRATIONS_DIR")) return dir;
-  return std::filesystem::path(OUTBOX_SOURCE_DIR) / "sql" / "migrations";
+namespace {
+
+/// CMAKE_HOME_DIRECTORY of the build directory holding `cache` (a CMakeCache.txt), if readable.
+std::optional<std::filesystem::path> configured_source_dir(const std::filesystem::path& cache) {
+  std::ifstream in(cache);
+  std::string line;
+  static constexpr std::string_view key = "CMAKE_HOME_DIRECTORY:INTERNAL=";
+  while (std::getline(in, line)) {
+    if (line.starts_with(key)) return std::filesystem::path(line.substr(key.size()));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::filesystem::path find_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir) {
+  if (explicit_dir) return *explicit_dir;
+  if (const char* dir = std::getenv("OUTBOX_MIGRATIONS_DIR"); dir && *dir) return dir;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::vector<std::string> looked;
+  if (!ec) {
+    const auto prefix = exe.parent_path().parent_path();
+    const auto installed = prefix / "share" / "wallet-outbox" / "migrations";
+    if (std::filesystem::is_directory(installed, ec)) return installed;
+    looked.push_back(installed.string());
+    if (const auto source = configured_source_dir(prefix / "CMakeCache.txt")) {
+      const auto tree = *source / "sql" / "migrations";
+      if (std::filesystem::is_directory(tree, ec)) return tree;
+      looked.push_back(tree.string());
+    }
+  }
+  throw migration_error(fmt::format(
+      "migrations: no migrations folder found (looked in {}): pass --migrations DIR or set OUTBOX_MIGRATIONS_DIR",
+      looked.empty() ? std::string("nothing: /proc/self/exe unreadable") : fmt::format("{}", fmt::join(looked, ", "))));
 }
 
 namespace {
@@ -36,7 +66,8 @@ std::string read_file(const std::filesystem::path& path) {
 
 migrator::migrator(pqxx::connection& connection, std::filesystem::path dir) : connection_(connection) {
   if (!std::filesystem::is_directory(dir)) {
-    throw migration_error(fmt::format("migrations: {} is not a directory (set OUTBOX_MIGRATIONS_DIR)", dir.string()));
+    throw migration_error(
+        fmt::format("migrations: {} is not a directory (--migrations DIR or OUTBOX_MIGRATIONS_DIR)", dir.string()));
   }
   static const std::regex file_name(R"(^(\d+)_([A-Za-z0-9_]+)\.(up|down)\.sql$)");
   std::map<std::int64_t, migration> by_version;

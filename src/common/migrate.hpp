@@ -39,8 +39,17 @@ class migration_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The folder walletctl uses: $OUTBOX_MIGRATIONS_DIR, else the source tree's sql/migrations.
-std::filesystem::path default_migrations_dir();
+/// The migrations folder, the first of:
+///   1. `explicit_dir` (walletctl's --migrations DIR), used as given;
+///   2. $OUTBOX_MIGRATIONS_DIR;
+///   3. the installed layout next to the running executable: <bin>/../share/wallet-outbox/migrations
+///      (/usr/bin/walletctl -> /usr/share/wallet-outbox/migrations), when that folder exists;
+///   4. for a program run from a CMake build directory (<build>/bin, <build>/test-bin): the source
+///      tree that build was configured from (CMAKE_HOME_DIRECTORY in <build>/CMakeCache.txt), plus
+///      sql/migrations.
+/// Found at run time from /proc/self/exe: no build-machine path is compiled in. Throws
+/// migration_error naming the places it looked when none applies.
+std::filesystem::path find_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
 
 class migrator {
  public:

@@ -8,11 +8,20 @@
 namespace walletctl {
 
 command migrate_command() {
-  return {"migrate", "migrate up [N] | down [N] | status | force VERSION   (folder: $OUTBOX_MIGRATIONS_DIR)",
+  return {"migrate",
+          "migrate [--migrations DIR] up [N] | down [N] | status | force VERSION   (folder: DIR, else "
+          "$OUTBOX_MIGRATIONS_DIR, else <prefix>/share/wallet-outbox/migrations next to walletctl)",
           [](context& ctx, std::span<const std::string> args) {
+            std::optional<std::filesystem::path> dir;
+            if (!args.empty() && args[0] == "--migrations") {
+              if (args.size() < 2) throw usage_error("--migrations needs a folder");
+              dir = args[1];
+              args = args.subspan(2);
+            }
             if (args.empty()) throw usage_error("migrate needs up, down, status or force");
+            const auto folder = common::find_migrations_dir(dir);
             pqxx::connection connection(common::connection_string(ctx.database));
-            common::migrator migrator(connection, common::default_migrations_dir());
+            common::migrator migrator(connection, folder);
             const std::string& action = args[0];
             if (action == "up" || action == "down") {
               if (args.size() > 2) throw usage_error("too many arguments");

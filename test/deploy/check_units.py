@@ -6,7 +6,7 @@
 1. `systemd-analyze verify` on every unit, inside a scratch root (WORK_DIR/root) laid out like
    the target machine: the units in /etc/systemd/system, the distribution's units (targets
    such as network-online.target) in /usr/lib/systemd/system, and every program an Exec*=
-   line names at its absolute path -- /usr/local/bin/<daemon> hard-linked (or copied) from
+   line names at its absolute path -- /usr/bin/<daemon> (the Debian package's layout) hard-linked (or copied) from
    BIN_DIR, anything else (/bin/kill) from this machine. verify then checks syntax, unknown
    keys, dependencies that must exist (Requires=) and that each command is an executable.
    `--root` is what lets it run without a booted systemd (as in a container): the manager
@@ -33,6 +33,7 @@ DAEMONS = {
     "broadcaster-worker.service": ("broadcaster-worker", "broadcaster.toml"),
 }
 MIGRATE = "wallet-migrate.service"
+OUR_PROGRAMS = ("wallet-service", "outbox-relay", "broadcaster-worker", "walletctl")
 # Daemons whose contract includes WATCHDOG=1 pings.
 WATCHDOG_UNITS = ("outbox-relay.service", "broadcaster-worker.service")
 MIGRATE_UNIT = None  # the parsed wallet-migrate.service, once read
@@ -121,7 +122,7 @@ def build_root(repo, bin_dir, work, units):
                 problem(f"{name}: {program} is not an absolute path")
                 continue
             target = os.path.join(root, program.lstrip("/"))
-            if program.startswith("/usr/local/bin/"):
+            if program.startswith("/usr/bin/") and os.path.basename(program) in OUR_PROGRAMS:
                 source = os.path.join(bin_dir, os.path.basename(program))
                 if not os.access(source, os.X_OK):
                     problem(f"{name}: {program} is installed from {source}, which is not built")
@@ -145,7 +146,7 @@ def check_daemon_unit(name, unit):
     if values(unit, "Service", "Type") != ["notify"]:
         problem(f"{name}: Type= must be notify (the daemon sends READY=1), got {values(unit, 'Service', 'Type')}")
     start = values(unit, "Service", "ExecStart")
-    expected = f"/usr/local/bin/{binary} --config /etc/wallet-outbox/{conf}"
+    expected = f"/usr/bin/{binary} --config /etc/wallet-outbox/{conf}"
     if not start or not start[-1].startswith(expected):
         problem(f"{name}: ExecStart must be `{expected}`, got {start}")
     # Either side may state the dependency: After=/Requires= here, or Before=/RequiredBy= there.
@@ -185,12 +186,14 @@ def check_common(name, unit):
 def check_migrate_unit(unit):
     if values(unit, "Service", "Type") != ["oneshot"]:
         problem(f"{MIGRATE}: Type= must be oneshot")
-    if values(unit, "Service", "ExecStart") != ["/usr/local/bin/walletctl migrate up"]:
-        problem(f"{MIGRATE}: ExecStart= must be `/usr/local/bin/walletctl migrate up`")
+    if values(unit, "Service", "ExecStart") != ["/usr/bin/walletctl migrate up"]:
+        problem(f"{MIGRATE}: ExecStart= must be `/usr/bin/walletctl migrate up`")
     if values(unit, "Service", "RemainAfterExit") != ["yes"]:
         problem(f"{MIGRATE}: RemainAfterExit=yes keeps it active, so the daemons' Requires= holds")
-    if not any(v.startswith("OUTBOX_MIGRATIONS_DIR=") for v in words(unit, "Service", "Environment")):
-        problem(f"{MIGRATE}: Environment=OUTBOX_MIGRATIONS_DIR=... must name the installed migrations")
+    # walletctl finds <prefix>/share/wallet-outbox/migrations next to itself; a hard-coded folder
+    # here would go stale when the prefix changes.
+    if any(v.startswith("OUTBOX_MIGRATIONS_DIR=") for v in words(unit, "Service", "Environment")):
+        problem(f"{MIGRATE}: drop Environment=OUTBOX_MIGRATIONS_DIR: walletctl finds the installed migrations")
 
 
 def main():
