@@ -30,7 +30,7 @@ std::optional<std::filesystem::path> configured_source_dir(const std::filesystem
 
 }  // namespace
 
-std::filesystem::path find_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir) {
+std::filesystem::path default_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir) {
   if (explicit_dir) return *explicit_dir;
   if (const char* dir = std::getenv("OUTBOX_MIGRATIONS_DIR"); dir && *dir) return dir;
   std::error_code ec;

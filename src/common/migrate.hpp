@@ -49,7 +49,7 @@ class migration_error : public std::runtime_error {
 ///      sql/migrations.
 /// Found at run time from /proc/self/exe: no build-machine path is compiled in. Throws
 /// migration_error naming the places it looked when none applies.
-std::filesystem::path find_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
+std::filesystem::path default_migrations_dir(const std::optional<std::filesystem::path>& explicit_dir = std::nullopt);
 
 class migrator {
  public:

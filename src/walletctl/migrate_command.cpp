@@ -19,7 +19,7 @@ command migrate_command() {
               args = args.subspan(2);
             }
             if (args.empty()) throw usage_error("migrate needs up, down, status or force");
-            const auto folder = common::find_migrations_dir(dir);
+            const auto folder = common::default_migrations_dir(dir);
             pqxx::connection connection(common::connection_string(ctx.database));
             common::migrator migrator(connection, folder);
             const std::string& action = args[0];

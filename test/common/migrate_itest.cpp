@@ -35,7 +35,7 @@ int count_tables(pqxx::connection& c, const std::string& schema) {
 TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migrate's bookkeeping", "[migrate]") {
   bare_schema schema;
   pqxx::connection connection(schema.url);
-  common::migrator migrator(connection, common::find_migrations_dir());
+  common::migrator migrator(connection, common::default_migrations_dir());
   REQUIRE_FALSE(migrator.available().empty());
   const auto latest = migrator.available().back().version;
 
@@ -70,7 +70,7 @@ TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migr
 TEST_CASE("migrations: a dirty database is refused until forced", "[migrate]") {
   bare_schema schema;
   pqxx::connection connection(schema.url);
-  common::migrator migrator(connection, common::find_migrations_dir());
+  common::migrator migrator(connection, common::default_migrations_dir());
   migrator.up();
   {
     pqxx::work tx(connection);

@@ -33,8 +33,6 @@ CONTRACT_PENDING = {
     "relay_publish_blocked",
     "relay_held_keys",
     "relay_oldest_held_key_age_seconds",
-    "wallet_grpc_requests_total",
-    "wallet_grpc_request_duration_seconds",
 }
 
 # Series every Prometheus target has without the daemon registering anything.

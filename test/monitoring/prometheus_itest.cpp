@@ -26,7 +26,9 @@
 #include <pqxx/pqxx>
 
 #include "broadcaster_harness.hpp"
+#include "grpc_client.hpp"
 #include "http_client.hpp"
+#include "wallet_process.hpp"
 
 using namespace broadcaster_itest;
 using namespace std::chrono_literals;
@@ -184,13 +186,8 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
       {"RELAY_HTTP_PORT", "0"},
       {"RELAY_LOG_LEVEL", "info"}};
   auto relay = std::make_unique<daemon_process>("outbox-relay", "relay", relay_env, "relay-monitoring");
-  daemon_process api("wallet-service", "wallet",
-                     {{"DATABASE_URL", schema.url()},
-                      {"WALLET_HTTP_PORT", "0"},
-                      {"WALLET_API_ENABLE_DEPOSITS", "true"},
-                      {"WALLET_LOG_LEVEL", "info"}},
-                     "wallet-monitoring");
-  INFO("logs: worker " << worker->log_path() << " relay " << relay->log_path() << " wallet " << api.log_path());
+  wallet_test::wallet_process api(schema.url(), {{"WALLET_API_ENABLE_DEPOSITS", "true"}});
+  INFO("logs: worker " << worker->log_path() << " relay " << relay->log_path() << " (the wallet's: wallet_*.log beside them)");
 
   // The shipped files, pointed at this test's daemons and run fast.
   const auto work = std::filesystem::temp_directory_path() / unique_name("prometheus");
@@ -203,7 +200,7 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
   config = replace_once(config, "scrape_timeout: 5s", "scrape_timeout: 1s");
   config = replace_once(config, "evaluation_interval: 15s", "evaluation_interval: 1s");
   config = replace_once(config, "/usr/share/wallet-outbox/monitoring/alerts.yml", (work / "alerts.yml").string());
-  config = replace_once(config, "127.0.0.1:8080", fmt::format("127.0.0.1:{}", api.http_port()));
+  config = replace_once(config, "127.0.0.1:8080", fmt::format("127.0.0.1:{}", api.port()));
   const auto relay_port = relay->http_port();
   config = replace_once(config, "127.0.0.1:9101", fmt::format("127.0.0.1:{}", relay_port));
   config = replace_once(config, "127.0.0.1:9102", fmt::format("127.0.0.1:{}", worker->http_port()));
@@ -214,7 +211,7 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
 
   // Traffic through all three daemons.
   // A client per call: a keep-alive connection the wallet closed while idle fails the next request.
-  auto http = [&] { return test_support::http_client("127.0.0.1", api.http_port(), 10s); };
+  auto http = [&] { return test_support::http_client("127.0.0.1", api.port(), 10s); };
   constexpr std::int64_t user_id = 11;
   REQUIRE(http().post_json(fmt::format("/v1/accounts/{}/deposits", user_id), R"({"amount":"1"})").status / 100 == 2);
   auto withdraw = [&] {
@@ -228,7 +225,15 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
     return nlohmann::json::parse(created.body).at("withdrawal_id").get<std::int64_t>();
   };
   std::vector<std::int64_t> ids;
-  for (int i = 0; i < 5; ++i) ids.push_back(withdraw());
+  for (int i = 0; i < 4; ++i) ids.push_back(withdraw());
+  // And over gRPC: the wallet_grpc_* series exist once a call was made.
+  wallet_test::grpc_client grpc(api.grpc_target());
+  for (int i = 0; i < 2; ++i) {
+    const auto reply = grpc.create_withdrawal(user_id, random_address().to_checksum_string(), "0.001", unique_name("g"));
+    INFO("gRPC CreateWithdrawal: " << reply.message());
+    REQUIRE(reply.ok());
+    ids.push_back(reply.response.withdrawal_id());
+  }
   REQUIRE(wait_all_status(db, ids, "confirmed", 120s));
 
   // Every target up.

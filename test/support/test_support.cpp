@@ -67,7 +67,7 @@ test_schema::test_schema(std::string base_url) : base_url_(std::move(base_url)),
     tx.exec0("CREATE SCHEMA " + tx.quote_name(name_));
   }
   auto connection = connect();
-  common::migrator(connection, common::find_migrations_dir()).up();
+  common::migrator(connection, common::default_migrations_dir()).up();
 }
 
 test_schema::~test_schema() {
