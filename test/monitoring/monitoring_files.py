@@ -22,15 +22,7 @@ import yaml
 
 # Agreed names (COMMON.md "Shared contracts") that the broadcaster and relay engineers add.
 # Remove a name here when its daemon registers it (check_dashboard.py says which).
-CONTRACT_PENDING = {
-    "broadcaster_hot_wallet_balance_wei",
-    "broadcaster_oldest_pending_age_seconds",
-    "broadcaster_withdrawals_by_status",
-    "broadcaster_oldest_in_flight_age_seconds",
-    "broadcaster_reorgs_total",
-    "broadcaster_fee_bumps_total",
-    "broadcaster_events_skipped_total",
-}
+CONTRACT_PENDING: set[str] = set()
 
 # Registered, but with label values known only once the event happens (no series before): a
 # healthy system does not export them, so the integration test cannot require them.
