@@ -31,10 +31,8 @@ using relay_itest::wait_drained;
 // Pins: a relay killed between publish and delete loses rows, or re-sends more than it had in flight.
 TEST_CASE("relay crash: SIGKILLed at random moments while draining, every row still arrives",
           "[relay][integration][crash]") {
-  test_support::test_schema schema;
-  auto db = schema.connect();
-  const auto topic = test_support::unique_name("relay_crash");
-  test_support::create_topic(topic, 6);
+  relay_itest::relay_setup setup("relay_crash", 6);
+  auto& [schema, db, topic] = setup;
   constexpr int batch_size = 500;
   // In a backlog the relay has up to two batches out at once: the one being deleted and committed,
   // and the next one, already sent (service.cpp, run_batches). A kill re-sends at most those.
@@ -89,10 +87,8 @@ TEST_CASE("relay crash: SIGKILLed at random moments while draining, every row st
 // Pins: SKIP LOCKED batching with several relays (or a takeover after a crash) reorders a key's events.
 TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's first appearances in id order",
           "[relay][integration][order]") {
-  test_support::test_schema schema;
-  auto db = schema.connect();
-  const auto topic = test_support::unique_name("relay_order");
-  test_support::create_topic(topic, 6);
+  relay_itest::relay_setup setup("relay_order", 6);
+  auto& [schema, db, topic] = setup;
   const auto rows = relay_itest::insert_rows(db, topic, 20000, "'k' || (i % 200)");
   const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"}};
 
@@ -143,11 +139,9 @@ TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's fir
 TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows (dead letters "
           "not blocking their key)",
           "[relay][integration][poison]") {
-  test_support::test_schema schema;
-  auto db = schema.connect();
-  const auto topic = test_support::unique_name("relay_poison");
   // Broker append time: a record's timestamp then says when it reached the broker, whatever the relay sets.
-  test_support::create_topic(topic, 6, {{"message.timestamp.type", "LogAppendTime"}});
+  relay_itest::relay_setup setup("relay_poison", 6, {{"message.timestamp.type", "LogAppendTime"}});
+  auto& [schema, db, topic] = setup;
 
   auto rows = relay_itest::insert_rows(db, topic, 300, "'k' || (i % 10)", 1);
   std::int64_t poison_id = 0;

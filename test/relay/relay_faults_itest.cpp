@@ -23,10 +23,8 @@ using test_support::wait_until;
 // with one line per retry while the broker is down.
 TEST_CASE("relay broker outage: Kafka stopped for 20 s mid-drain, the same relay recovers and loses nothing",
           "[relay][integration][outage]") {
-  test_support::test_schema schema;
-  auto db = schema.connect();
-  const auto topic = test_support::unique_name("relay_outage");
-  test_support::create_topic(topic, 6);
+  relay_itest::relay_setup setup("relay_outage", 6);
+  auto& [schema, db, topic] = setup;
   auto rows = relay_itest::insert_rows(db, topic, 20000);
 
   relay_process relay(schema, {{"RELAY_OUTBOX_BATCH_SIZE", "500"}});
@@ -110,10 +108,8 @@ TEST_CASE("relay broker outage: Kafka stopped for 20 s mid-drain, the same relay
 // shutdown_timeout, or deletes rows it did not publish.
 TEST_CASE("relay graceful stop: SIGTERM mid-drain exits 0, leaves no locks, a restart drains the rest",
           "[relay][integration][shutdown]") {
-  test_support::test_schema schema;
-  auto db = schema.connect();
-  const auto topic = test_support::unique_name("relay_stop");
-  test_support::create_topic(topic, 6);
+  relay_itest::relay_setup setup("relay_stop", 6);
+  auto& [schema, db, topic] = setup;
   const auto rows = relay_itest::insert_rows(db, topic, 20000);
   const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
                                                {"RELAY_OUTBOX_SHUTDOWN_TIMEOUT", "10s"}};
