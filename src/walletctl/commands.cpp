@@ -20,6 +20,12 @@ std::size_t parse_count(const std::string& text, const char* what) {
   return value;
 }
 
+bool take_flag(std::vector<std::string>& args, std::string_view flag) {
+  const auto before = args.size();
+  std::erase(args, flag);
+  return args.size() != before;
+}
+
 const std::vector<command>& all_commands() {
   static const std::vector<command> commands = {migrate_command(), dead_letters_command(), outbox_command(),
                                                 withdrawals_command()};

@@ -7,6 +7,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/database.hpp"
@@ -36,10 +37,17 @@ common::database_config database_from(const std::optional<std::string>& url_flag
 /// Parses a positive count argument; throws usage_error naming it.
 std::size_t parse_count(const std::string& text, const char* what);
 
+/// Removes every occurrence of `flag` (e.g. "--json") from `args`; true when there was one.
+bool take_flag(std::vector<std::string>& args, std::string_view flag);
+
 command migrate_command();
 command dead_letters_command();
 command outbox_command();
 command withdrawals_command();
+
+/// `withdrawals list` and `withdrawals show` (withdrawals_inspect.cpp), dispatched by withdrawals_command().
+int withdrawals_list(context& ctx, std::span<const std::string> args);
+int withdrawals_show(context& ctx, std::span<const std::string> args);
 
 const std::vector<command>& all_commands();
 

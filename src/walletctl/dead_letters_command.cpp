@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "relay/admin.hpp"
@@ -22,7 +23,9 @@ std::int64_t parse_id(const std::string& text) {
   return id;
 }
 
-int list(context& ctx, std::span<const std::string> args) {
+int list(context& ctx, std::span<const std::string> arguments) {
+  std::vector<std::string> args(arguments.begin(), arguments.end());
+  const bool as_json = take_flag(args, "--json");
   std::size_t limit = 100;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--limit" && i + 1 < args.size()) {
@@ -33,6 +36,21 @@ int list(context& ctx, std::span<const std::string> args) {
   }
   pqxx::connection connection(common::connection_string(ctx.database));
   const auto letters = relay::list_dead_letters(connection, limit);
+  if (as_json) {
+    auto out = nlohmann::json::array();
+    for (const auto& d : letters) {
+      out.push_back({{"id", d.id},
+                     {"topic", d.topic},
+                     {"key", d.key ? nlohmann::json(*d.key) : nlohmann::json(nullptr)},
+                     {"payload_bytes", d.payload_bytes},
+                     {"attempts", d.attempts},
+                     {"last_error", d.last_error},
+                     {"created_at", d.created_at},
+                     {"dead_at", d.dead_at}});
+    }
+    ctx.out << out.dump(2) << "\n";
+    return 0;
+  }
   if (letters.empty()) {
     ctx.out << "no dead letters\n";
     return 0;
@@ -83,7 +101,7 @@ int discard(context& ctx, std::span<const std::string> args) {
 
 command dead_letters_command() {
   return {"dead-letters",
-          "dead-letters list [--limit N] | requeue ID... | requeue --all | discard ID...   (rows the broker "
+          "dead-letters list [--limit N] [--json] | requeue ID... | requeue --all | discard ID...   (rows the broker "
           "rejected max_attempts times; requeue puts them back in outbox_messages ahead of their key's later rows, "
           "discard drops them for good, recorded in outbox_discarded_dead_letters)",
           [](context& ctx, std::span<const std::string> args) {

@@ -1,6 +1,7 @@
 // walletctl outbox status: the backlog, per topic, the dead letters and the relays connected.
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "relay/admin.hpp"
@@ -8,12 +9,48 @@
 
 namespace walletctl {
 
+namespace {
+
+nlohmann::json optional_seconds(const std::optional<double>& seconds) {
+  return seconds ? nlohmann::json(*seconds) : nlohmann::json(nullptr);
+}
+
+nlohmann::json status_json(const relay::outbox_status& s) {
+  auto topics = nlohmann::json::array();
+  for (const auto& t : s.topics) {
+    topics.push_back(
+        {{"topic", t.topic}, {"pending", t.pending}, {"retrying", t.retrying}, {"dead_letters", t.dead_letters}});
+  }
+  auto relays = nlohmann::json::array();
+  for (const auto& r : s.relays) {
+    relays.push_back({{"backend_pid", r.pid}, {"client", r.client}, {"partitions", r.partitions}, {"standby", r.standby}});
+  }
+  return {{"schema", s.schema},
+          {"pending", s.pending},
+          {"retrying", s.retrying},
+          {"oldest_age_seconds", optional_seconds(s.oldest_age_seconds)},
+          {"dead_letters", s.dead_letters},
+          {"held_keys", s.held_keys},
+          {"held_rows", s.held_rows},
+          {"oldest_held_seconds", optional_seconds(s.oldest_held_seconds)},
+          {"topics", topics},
+          {"relays", relays}};
+}
+
+}  // namespace
+
 command outbox_command() {
-  return {"outbox", "outbox status   (pending rows, oldest age, per-topic counts, dead letters, held keys, live relays)",
+  return {"outbox", "outbox status [--json]   (pending rows, oldest age, per-topic counts, dead letters, held keys, live relays)",
           [](context& ctx, std::span<const std::string> args) {
-            if (args.size() != 1 || args[0] != "status") throw usage_error("outbox needs status");
+            std::vector<std::string> rest(args.begin(), args.end());
+            const bool as_json = take_flag(rest, "--json");
+            if (rest.size() != 1 || rest[0] != "status") throw usage_error("outbox needs status");
             pqxx::connection connection(common::connection_string(ctx.database));
             const auto s = relay::read_outbox_status(connection);
+            if (as_json) {
+              ctx.out << status_json(s).dump(2) << "\n";
+              return 0;
+            }
             ctx.out << fmt::format("schema:        {}\n", s.schema);
             ctx.out << fmt::format("pending:       {} rows ({} retrying after a broker rejection)\n", s.pending,
                                    s.retrying);

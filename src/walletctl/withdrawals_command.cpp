@@ -88,9 +88,14 @@ int cancel(context& ctx, std::span<const std::string> args) {
 }  // namespace
 
 command withdrawals_command() {
-  return {"withdrawals", "withdrawals cancel ID [--by NAME]   (ask the broadcaster to cancel; refunded when final)",
+  return {"withdrawals",
+          "withdrawals list [--status S] [--older-than D] [--limit N] [--json] | show ID [--json]   (status, time in "
+          "it, history, transaction versions and blocks) | cancel ID [--by NAME]   (ask the broadcaster to cancel; "
+          "refunded when final)",
           [](context& ctx, std::span<const std::string> args) {
-            if (args.empty()) throw usage_error("withdrawals needs a subcommand");
+            if (args.empty()) throw usage_error("withdrawals needs list, show or cancel");
+            if (args[0] == "list") return withdrawals_list(ctx, args.subspan(1));
+            if (args[0] == "show") return withdrawals_show(ctx, args.subspan(1));
             if (args[0] == "cancel") return cancel(ctx, args.subspan(1));
             throw usage_error("unknown withdrawals subcommand \"" + args[0] + "\"");
           }};
