@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
           ready = true;
           spdlog::info("database reachable: ready");
           common::systemd::notify_ready();
-          common::systemd::notify_status("serving");
+          common::systemd::notify_status(service.status());
         } else {
           spdlog::warn("{}; answering 503 until it is reachable", problem);
           common::systemd::notify_status(problem);

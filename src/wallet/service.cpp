@@ -73,6 +73,12 @@ std::string service::describe() const {
                                                  : std::string("off (auth.disabled)"));
 }
 
+std::string service::status() const {
+  const auto grpc = parts_->config.grpc.enabled ? fmt::format("gRPC port {}", parts_->grpc.port()) : "gRPC off";
+  return fmt::format("serving: HTTP port {}, {}, database connections in use {} of {}", parts_->http.port(), grpc,
+                     parts_->pool.in_use(), parts_->pool.size());
+}
+
 void service::stop(std::chrono::milliseconds timeout) {
   if (!parts_->started) return;
   parts_->started = false;

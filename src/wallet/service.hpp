@@ -46,6 +46,8 @@ class service {
   void set_tokens(std::shared_ptr<const token_set> tokens);
   /// One line for the startup log: where it connects, what is on, how many tokens.
   std::string describe() const;
+  /// One line for systemd's STATUS=: the bound ports and the pool's use.
+  std::string status() const;
   /// Graceful stop of both listeners at once: no new requests or calls, the ones in flight get
   /// until `timeout` from now, then they are cut. Blocks until both are down. Idempotent.
   void stop(std::chrono::milliseconds timeout);
