@@ -265,7 +265,7 @@ void confirmation_tracker::drive_sending(const store::open_withdrawal& w, const 
 }
 
 void confirmation_tracker::send(const store::version_row& version, bool again) {
-  const auto sent = worker_.send_version(version);
+  const auto sent = worker_.send_version(version, !again);  // a new version's attempt was stored with it
   switch (sent.outcome) {
     case send_outcome::sent:
     case send_outcome::already_known:

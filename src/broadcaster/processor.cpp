@@ -199,6 +199,7 @@ fee_quote processor::quote_fees() {
 processor::attempt_result processor::attempt(selector which, std::int64_t id, const events::withdrawal_created* event) {
   ensure_nonce_row();
   store::version_row to_send;
+  bool just_signed = false;
   {
     auto lease = pool_.acquire();  // released before sending: send() needs one of its own
     pqxx::work tx(*lease);
@@ -265,6 +266,7 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
       const auto version_id = store::mark_signed(tx, id, from_text_, first);
       if (!version_id) throw std::logic_error("withdrawal left status pending while locked");
       tx.commit();
+      just_signed = true;
       to_send.id = *version_id;
       to_send.withdrawal_id = id;
       to_send.nonce = *nonce;
@@ -293,11 +295,12 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
       to_send = versions.back();
     }
   }
-  return send(to_send);
+  // A retry after a transient failure re-reads the row (now signed) and records its attempt.
+  return send(to_send, just_signed);
 }
 
-send_result processor::send_version(const store::version_row& version) {
-  {
+send_result processor::send_version(const store::version_row& version, bool attempt_recorded) {
+  if (!attempt_recorded) {
     auto lease = pool_.acquire();
     pqxx::work tx(*lease);
     store::record_send_attempt(tx, version.id);
@@ -324,8 +327,8 @@ send_result processor::send_version(const store::version_row& version) {
   return sent;
 }
 
-processor::attempt_result processor::send(const store::version_row& version) {
-  const auto sent = send_version(version);
+processor::attempt_result processor::send(const store::version_row& version, bool attempt_recorded) {
+  const auto sent = send_version(version, attempt_recorded);
   const auto id = version.withdrawal_id;
   switch (sent.outcome) {
     case send_outcome::transient:

@@ -78,10 +78,11 @@ class processor {
   /// and refunded with `reason`; returns dead_letter (or interrupted).
   process_result reject_withdrawal(std::int64_t id, const std::string& reason);
 
-  /// Records the send attempt of `version` (committed first), sends its bytes, and on acceptance
-  /// moves a signed withdrawal to broadcast. Never fails or refunds anything. Throws on database
-  /// errors; node errors come back as the outcome.
-  send_result send_version(const store::version_row& version);
+  /// Records the send attempt of `version` (committed first; skipped when `attempt_recorded`, i.e.
+  /// the version was stored just now with its attempt), sends its bytes, and on acceptance moves a
+  /// signed withdrawal to broadcast. Never fails or refunds anything. Throws on database errors;
+  /// node errors come back as the outcome.
+  send_result send_version(const store::version_row& version, bool attempt_recorded = false);
 
   /// Signs a replacement of open withdrawal `w` at the same nonce: a payment (same recipient and
   /// amount) or a cancel (0-value self-transfer), fees bumped from `previous` (at least +10 %,
@@ -107,7 +108,7 @@ class processor {
   std::optional<process_result> with_retries(Attempt&& attempt);
 
   attempt_result attempt(selector which, std::int64_t id, const events::withdrawal_created* event);
-  attempt_result send(const store::version_row& version);
+  attempt_result send(const store::version_row& version, bool attempt_recorded);
   fee_quote quote_fees();
   void ensure_nonce_row();
 

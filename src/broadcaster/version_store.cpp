@@ -38,13 +38,17 @@ std::string id_array(const std::vector<std::int64_t>& ids) {
   return out + "}";
 }
 
-std::int64_t insert_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& v) {
+// `about_to_send`: the caller sends right after this transaction commits, so the first send
+// attempt is recorded here (one commit less on the payment's path).
+std::int64_t insert_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& v,
+                            bool about_to_send) {
   return tx
       .exec_params1("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx,"
-                    " max_fee_per_gas, max_priority_fee_per_gas)"
-                    " VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::numeric, $7::numeric) RETURNING id",
+                    " max_fee_per_gas, max_priority_fee_per_gas, sent_at, last_sent_at)"
+                    " VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::numeric, $7::numeric,"
+                    " CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN now() END) RETURNING id",
                     withdrawal_id, std::string(to_sql(v.kind)), static_cast<std::int64_t>(v.nonce), v.tx_hash,
-                    v.raw_tx_hex, v.max_fee_per_gas, v.max_priority_fee_per_gas)[0]
+                    v.raw_tx_hex, v.max_fee_per_gas, v.max_priority_fee_per_gas, about_to_send)[0]
       .as<std::int64_t>();
 }
 
@@ -60,11 +64,11 @@ std::optional<std::int64_t> mark_signed(pqxx::transaction_base& tx, std::int64_t
       " WHERE id = $1 AND status = 'pending'",
       id, from_address, static_cast<std::int64_t>(first.nonce), first.raw_tx_hex, first.tx_hash);
   if (result.affected_rows() != 1) return std::nullopt;
-  return insert_version(tx, id, first);
+  return insert_version(tx, id, first, true);
 }
 
 std::int64_t add_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& version) {
-  const auto id = insert_version(tx, withdrawal_id, version);
+  const auto id = insert_version(tx, withdrawal_id, version, true);
   if (version.kind == version_kind::payment) {
     tx.exec_params("UPDATE withdrawals SET raw_tx = decode($2, 'hex'), tx_hash = $3, updated_at = now()"
                    " WHERE id = $1 AND status IN ('signed', 'broadcast')",

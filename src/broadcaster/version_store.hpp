@@ -45,13 +45,16 @@ struct version_row {
   std::optional<bool> mined_success;
 };
 
-/// pending → signed with its first payment version (not sent yet), in one statement pair.
+/// pending → signed with its first payment version, in one statement pair. The version's first
+/// send attempt is recorded with it: the caller sends right after committing (a crash in between
+/// leaves a version counted as sent, which only keeps its nonce from reuse).
 /// Returns the version's id; nullopt when the withdrawal was not pending.
 std::optional<std::int64_t> mark_signed(pqxx::transaction_base& tx, std::int64_t id, const std::string& from_address,
                                         const new_version& first);
 
-/// A replacement (fee bump or cancel) of a signed or broadcast withdrawal. A payment version
-/// also becomes the withdrawal's tx_hash/raw_tx (what is re-sent and shown). Returns its id.
+/// A replacement (fee bump or cancel) of a signed or broadcast withdrawal, its first send attempt
+/// recorded (the caller sends it right after committing). A payment version also becomes the
+/// withdrawal's tx_hash/raw_tx (what is re-sent and shown). Returns its id.
 std::int64_t add_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& version);
 
 /// Records a send attempt (sent_at on the first one, last_sent_at on each). Commit it BEFORE the
