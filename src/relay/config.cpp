@@ -15,7 +15,10 @@ std::chrono::milliseconds message_timeout(std::chrono::milliseconds delivery_tim
 }
 
 std::chrono::milliseconds transaction_limit(const outbox_config& outbox) {
-  return outbox.delivery_timeout + outbox.lease_timeout;
+  // A session of a working relay is idle inside a claim transaction for at most two batch
+  // deadlines: its own batch's collect, then sending the next batch (which may wait for room in
+  // the client's queue) before this one is finished.
+  return 2 * outbox.delivery_timeout + outbox.lease_timeout;
 }
 
 std::map<std::string, std::string> producer_defaults(const relay_config& config) {

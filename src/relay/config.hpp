@@ -41,7 +41,7 @@ struct outbox_config {
   std::chrono::milliseconds lease_refresh{std::chrono::seconds(2)};
   /// The freeze bound: a relay that stops talking to the database (SIGSTOP, a VM pause, a hung
   /// host) loses its partition leases after lease_timeout when frozen between batches, and after
-  /// delivery_timeout + lease_timeout when frozen with a batch open (the server ends its sessions:
+  /// 2 x delivery_timeout + lease_timeout when frozen with a batch open (the server ends its sessions:
   /// idle_session_timeout / idle_in_transaction_session_timeout). A working relay touches its
   /// sessions every lease_timeout / 5.
   std::chrono::milliseconds lease_timeout{std::chrono::seconds(15)};
@@ -90,7 +90,7 @@ relay_config load_config(const std::filesystem::path& path,
 /// [kafka.properties], which win. Kept as a map so --check-config can validate it.
 std::map<std::string, std::string> producer_defaults(const relay_config& config);
 
-/// How long the relay's sessions may stay idle in a transaction: delivery_timeout + lease_timeout.
+/// How long the relay's sessions may stay idle in a transaction: 2 x delivery_timeout + lease_timeout.
 std::chrono::milliseconds transaction_limit(const outbox_config& outbox);
 
 /// message.timeout.ms the relay sets: below delivery_timeout by a margin, so a delivery report

@@ -110,7 +110,7 @@ class claimed_batch {
 struct session_settings {
   /// idle_in_transaction_session_timeout: a relay frozen with a batch open loses its sessions
   /// (row locks and leases) after it.
-  std::chrono::milliseconds transaction_limit{std::chrono::seconds(45)};
+  std::chrono::milliseconds transaction_limit{std::chrono::seconds(75)};
   /// idle_session_timeout: a relay frozen between batches loses its sessions after it. The
   /// caller must call keep_alive() well within it.
   std::chrono::milliseconds idle_limit{std::chrono::seconds(15)};

@@ -53,7 +53,7 @@ TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][
   CHECK_FALSE(c.outbox.synchronous_commit);
   CHECK(c.outbox.lease_timeout == 15s);
   CHECK(c.outbox.dead_letter_blocks_key);
-  CHECK(relay::transaction_limit(c.outbox) == 45s);
+  CHECK(relay::transaction_limit(c.outbox) == 75s);
   CHECK(c.redis.stream_max_len == 0);
   CHECK(c.http.listen == "127.0.0.1");
   CHECK(c.http.port == 9101);

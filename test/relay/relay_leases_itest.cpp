@@ -46,7 +46,7 @@ TEST_CASE("relay leases: relay A's main backend terminated while its claims sess
           "appearances stay in id order",
           "[relay][integration][leases]") {
   relay_itest::relay_setup t("relay_split_session", 6);
-  // Bounds: A's claims session ends delivery_timeout + lease_timeout (8 s) after its last statement.
+  // Bounds: A's claims session ends 2 x delivery_timeout + lease_timeout (13 s) after its last statement.
   const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
                                                {"RELAY_OUTBOX_LEASE_TIMEOUT", "3s"},
                                                {"RELAY_OUTBOX_DELIVERY_TIMEOUT", "5s"}};
@@ -93,7 +93,7 @@ TEST_CASE("relay leases: a relay SIGSTOPped past the freeze bound loses its part
           "after SIGCONT no first appearance is out of order",
           "[relay][integration][leases][freeze]") {
   relay_itest::relay_setup t("relay_freeze", 6);
-  // Freeze bound: lease_timeout (2 s) between batches, delivery_timeout + lease_timeout (5 s) with a
+  // Freeze bound: lease_timeout (2 s) between batches, 2 x delivery_timeout + lease_timeout (8 s) with a
   // batch open.
   const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
                                                {"RELAY_OUTBOX_LEASE_TIMEOUT", "2s"},
@@ -130,7 +130,7 @@ TEST_CASE("relay leases: a relay SIGSTOPped past the freeze bound loses its part
   REQUIRE(relay_itest::wait_drained(t.db, 120s));
   relay_itest::stop_gracefully(a);
   relay_itest::stop_gracefully(b);
-  WARN(fmt::format("SIGSTOP: A's sessions ended {:.1f}s after the freeze (bound 2 s idle, 5 s in a batch, plus the "
+  WARN(fmt::format("SIGSTOP: A's sessions ended {:.1f}s after the freeze (bound 2 s idle, 8 s in a batch, plus the "
                    "server's timeout check)",
                    bound));
   require_ordered_and_complete(t.topic, rows, "SIGSTOP past the bound");
