@@ -3,8 +3,8 @@
 // conf/monitoring/alerts.yml, while withdrawals go through the wallet API, the relay, Kafka, the
 // broadcaster and anvil. Asked through Prometheus' HTTP API: every target is up, every metric the
 // rules and the dashboard use exists, every dashboard query returns data, no relay alert fires
-// while the relay runs, and stopping the relay with rows pending fires OutboxBacklogWithoutRelay
-// (which resolves once a relay runs again).
+// while the relay runs, and stopping the relay (SIGSTOP) with a row pending fires
+// OutboxBacklogWithoutRelay, which resolves once the relay runs again (SIGCONT).
 //
 // The rendered copies differ from the shipped files only where a test must: targets on the test's
 // ports, 1 s scrape and evaluation intervals, every `for:` cut to 2 s. Exact thresholds and
@@ -156,6 +156,19 @@ class prometheus_process {
   test_support::http_client http_;
 };
 
+/// A folder removed (with what is in it) at destruction. Declared before the processes writing into
+/// it, so they are gone first.
+struct scratch_dir {
+  explicit scratch_dir(std::filesystem::path p) : path(std::move(p)) {}
+  ~scratch_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  std::filesystem::path path;
+};
+
 std::string names_of(const std::set<std::string>& names) {
   return names.empty() ? std::string("none") : fmt::format("{}", fmt::join(names, ", "));
 }
@@ -179,18 +192,20 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
 
   auto worker = start_worker({&schema, &wallet, topic, group, dlq, "kafka", {}});
   REQUIRE(wait_group_assigned(group, topic, 1, partitions));
-  const std::map<std::string, std::string> relay_env{
-      {"DATABASE_URL", schema.url()},
-      {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
-      {"REDIS_MQ_TYPE", "kafka"},
-      {"RELAY_HTTP_PORT", "0"},
-      {"RELAY_LOG_LEVEL", "info"}};
-  auto relay = std::make_unique<daemon_process>("outbox-relay", "relay", relay_env, "relay-monitoring");
+  daemon_process relay("outbox-relay", "relay",
+                       {{"DATABASE_URL", schema.url()},
+                        {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
+                        {"REDIS_MQ_TYPE", "kafka"},
+                        {"RELAY_HTTP_PORT", "0"},
+                        {"RELAY_LOG_LEVEL", "info"}},
+                       "relay-monitoring");
   wallet_test::wallet_process api(schema.url(), {{"WALLET_API_ENABLE_DEPOSITS", "true"}});
-  INFO("logs: worker " << worker->log_path() << " relay " << relay->log_path() << " (the wallet's: wallet_*.log beside them)");
+  INFO("logs: worker " << worker->log_path() << " relay " << relay.log_path()
+                       << " (the wallet's: wallet_*.log beside them)");
 
   // The shipped files, pointed at this test's daemons and run fast.
-  const auto work = std::filesystem::temp_directory_path() / unique_name("prometheus");
+  const scratch_dir scratch(std::filesystem::temp_directory_path() / unique_name("prometheus"));
+  const auto& work = scratch.path;
   std::filesystem::create_directories(work / "data");
   auto rules = read_text(OUTBOX_SOURCE_DIR "/conf/monitoring/alerts.yml");
   rules = std::regex_replace(rules, std::regex(R"((\n\s+for:) \S+)"), "$1 2s");
@@ -201,8 +216,7 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
   config = replace_once(config, "evaluation_interval: 15s", "evaluation_interval: 1s");
   config = replace_once(config, "/usr/share/wallet-outbox/monitoring/alerts.yml", (work / "alerts.yml").string());
   config = replace_once(config, "127.0.0.1:8080", fmt::format("127.0.0.1:{}", api.port()));
-  const auto relay_port = relay->http_port();
-  config = replace_once(config, "127.0.0.1:9101", fmt::format("127.0.0.1:{}", relay_port));
+  config = replace_once(config, "127.0.0.1:9101", fmt::format("127.0.0.1:{}", relay.http_port()));
   config = replace_once(config, "127.0.0.1:9102", fmt::format("127.0.0.1:{}", worker->http_port()));
   write_text(work / "prometheus.yml", config);
   prometheus_process prometheus(work / "prometheus.yml", work / "data");
@@ -309,9 +323,10 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
     CHECK(wrong.empty());
   }
 
-  // Stop the only relay, then take a withdrawal: its outbox row waits.
-  relay->signal(SIGTERM);
-  REQUIRE(relay->wait(60s) == std::optional<int>(0));
+  // Stop the only relay, then take a withdrawal: its outbox row waits. SIGSTOP rather than an exit:
+  // the stopped relay keeps its port, which another test's daemon on this shared machine could
+  // otherwise take, answering Prometheus' scrapes of "the relay" with up = 1.
+  relay.signal(SIGSTOP);
   const auto waiting = withdraw();
   {
     pqxx::read_transaction tx(db);
@@ -324,13 +339,9 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
   REQUIRE(fired);
   CHECK(prometheus.alerts("firing").contains("RelayPartitionsUnowned"));
 
-  // The relay again, on the port Prometheus scrapes: the row is published and paid, and the alert
-  // resolves.
-  auto restart_env = relay_env;
-  restart_env["RELAY_HTTP_PORT"] = std::to_string(relay_port);
-  relay = std::make_unique<daemon_process>("outbox-relay", "relay", restart_env, "relay-monitoring-2");
+  // The relay runs again: the row is published and paid, and the alert resolves.
+  relay.signal(SIGCONT);
   REQUIRE(wait_all_status(db, {waiting}, "confirmed", 120s));
   CHECK(test_support::wait_until(
       [&] { return !prometheus.alerts("firing").contains("OutboxBacklogWithoutRelay"); }, 60s, 500ms));
-  std::filesystem::remove_all(work);
 }
