@@ -35,8 +35,8 @@ confirmation_tracker::confirmation_tracker(const settings& config, processor& wo
 void confirmation_tracker::run() {
   spdlog::info("confirmation tracker: every {}, confirming at {} block(s) deep, replacing versions not mined after "
                "{}, re-driving pending withdrawals older than {}",
-               format_duration(config_.chain.confirm_poll_interval), config_.chain.confirmations,
-               format_duration(config_.chain.rebroadcast_after), format_duration(config_.reconcile.pending_after));
+               common::format_duration(config_.chain.confirm_poll_interval), config_.chain.confirmations,
+               common::format_duration(config_.chain.rebroadcast_after), common::format_duration(config_.reconcile.pending_after));
   while (!signals_.stop_requested()) {
     health_.beat(loop_name);
     try {
@@ -228,7 +228,7 @@ void confirmation_tracker::drive_sending(const store::open_withdrawal& w, const 
     if (w.cancel_requested || w.signed_seconds >= rebroadcast) {
       if (!w.cancel_requested) {
         spdlog::warn("withdrawal {} signed {} ago and never sent: sending it", w.id,
-                     format_duration(config_.chain.rebroadcast_after));
+                     common::format_duration(config_.chain.rebroadcast_after));
       }
       worker_.process_withdrawal(w.id, nullptr);
     }
@@ -296,7 +296,7 @@ void confirmation_tracker::reconcile_pending(const std::vector<std::int64_t>& id
     reconciled_[id] = now;
     spdlog::warn("withdrawal {} pending for more than {} (its event was lost, dead-lettered or is late) or cancelled: "
                  "processing it from the database",
-                 id, format_duration(config_.reconcile.pending_after));
+                 id, common::format_duration(config_.reconcile.pending_after));
     const auto result = worker_.process_withdrawal(id, nullptr);
     spdlog::info("withdrawal {}: {}{}{}", id, to_string(result.what), result.reason.empty() ? "" : ": ",
                  result.reason);

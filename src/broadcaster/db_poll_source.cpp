@@ -14,7 +14,7 @@ class db_poll_source final : public event_source {
       : config_(config), worker_(worker), health_(status), signals_(signals) {}
 
   std::string describe() const override {
-    return fmt::format("Source: DB poll every {}", format_duration(config_.poll_interval));
+    return fmt::format("Source: DB poll every {}", common::format_duration(config_.poll_interval));
   }
 
   // The database was checked by the worker already; nothing else to wait for.

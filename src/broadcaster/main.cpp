@@ -30,7 +30,6 @@ int main(int argc, char** argv) {
   try {
     auto reader = common::config_reader::from_file(args.config_path, "BROADCASTER");
     const broadcaster::settings config = broadcaster::parse_settings(reader);
-    reader.reject_unknown_keys();
     const chain::private_key key = broadcaster::load_signing_key();
     broadcaster::forget_signing_key_environment();  // before any thread starts
     if (args.check_only) {

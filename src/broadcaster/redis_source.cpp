@@ -59,7 +59,7 @@ class redis_source final : public event_source {
 
   void run() override {
     spdlog::info("consuming stream {} in group {} as consumer {} (claiming entries idle > {}; dead letters to {})",
-                 stream_, group_, consumer_, format_duration(config_.redis.claim_idle), config_.consumer.dlq_topic);
+                 stream_, group_, consumer_, common::format_duration(config_.redis.claim_idle), config_.consumer.dlq_topic);
     common::backoff delay(config_.consumer.retry_backoff, config_.consumer.retry_backoff_max);
     const auto claim_interval = std::max<std::chrono::milliseconds>(config_.redis.claim_idle / 2, 1s);
     auto next_claim = clock::now();
@@ -170,7 +170,7 @@ class redis_source final : public event_source {
       if (!entries.elements.empty()) {
         spdlog::warn("redis: claimed {} entr{} idle for more than {} (their consumer is gone)",
                      entries.elements.size(), entries.elements.size() == 1 ? "y" : "ies",
-                     format_duration(config_.redis.claim_idle));
+                     common::format_duration(config_.redis.claim_idle));
       }
       for (const reply& entry : entries.elements) {
         if (!process_entry(entry)) return false;

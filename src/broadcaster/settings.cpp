@@ -49,8 +49,7 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
                                                                                            : source_mode::events;
   s.poll_interval = reader.get_duration("source.poll_interval", s.poll_interval, 10ms, 1h);
 
-  s.mq = reader.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis" ? mq_type::redis
-                                                                                                 : mq_type::kafka;
+  s.mq = common::parse_mq_type(reader);
   s.kafka = common::kafka::parse_kafka_config(reader);
   // Offsets move only after processing; automatic storing would move them on receipt.
   if (const auto it = s.kafka.properties.find("enable.auto.offset.store");
@@ -89,12 +88,7 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
   }
 
   auto& r = s.redis;
-  r.url = reader.get_string("redis.url", r.url, {"REDIS_URL"});
-  try {
-    static_cast<void>(common::redis::parse_url(r.url));
-  } catch (const std::invalid_argument& e) {
-    throw common::config_error("redis.url", fmt::format("redis.url: {}", e.what()));
-  }
+  r.url = common::redis::parse_url_config(reader, s.mq);
   r.consumer = reader.get_string("redis.consumer", r.consumer);
   r.claim_idle = reader.get_duration("redis.claim_idle", r.claim_idle, 1s, 24h);
   r.block = reader.get_duration("redis.block", r.block, 10ms, 1min);
@@ -162,9 +156,10 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
   s.reconcile.pending_after =
       reader.get_duration("reconcile.pending_after", s.reconcile.pending_after, 1s, 7 * 24h);
 
-  s.http.listen = reader.get_string("http.listen", s.http.listen);
-  require_name(s.http.listen, "http.listen");
-  s.http.port = static_cast<std::uint16_t>(reader.get_int("http.port", s.http.port, 0, 65535));
+  s.http = common::http::parse_server_config(reader, 9102);
+  s.http.threads = 1;
+
+  reader.reject_unknown_keys();
   return s;
 }
 
@@ -190,14 +185,6 @@ void forget_signing_key_environment() {
     if (char* value = std::getenv(name); value != nullptr) explicit_bzero(value, std::strlen(value));
     unsetenv(name);
   }
-}
-
-std::string format_duration(std::chrono::milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
 }
 
 std::string default_consumer_name() {

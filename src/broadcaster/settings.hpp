@@ -12,12 +12,12 @@
 #include "chain/uint256.hpp"
 #include "common/config.hpp"
 #include "common/database.hpp"
+#include "common/http_server.hpp"
 #include "common/kafka.hpp"
 
 namespace broadcaster {
 
 enum class source_mode { events, db_poll };
-enum class mq_type { kafka, redis };
 enum class transaction_type { eip1559, legacy };
 
 struct consumer_settings {
@@ -30,7 +30,7 @@ struct consumer_settings {
 };
 
 struct redis_settings {
-  std::string url = "redis://127.0.0.1:56379";
+  std::string url;
   /// Consumer name in the group; empty means "<hostname>-<pid>".
   std::string consumer;
   /// Pending entries idle this long belong to a dead consumer and are claimed (XAUTOCLAIM).
@@ -69,27 +69,22 @@ struct reconcile_settings {
   std::chrono::milliseconds pending_after{std::chrono::minutes(5)};
 };
 
-struct http_settings {
-  std::string listen = "127.0.0.1";
-  std::uint16_t port = 9102;
-};
-
 struct settings {
   std::string log_level = "info";
   common::database_config database;
   source_mode source = source_mode::events;
   std::chrono::milliseconds poll_interval{std::chrono::seconds(5)};
-  mq_type mq = mq_type::kafka;
+  common::mq_type mq = common::mq_type::kafka;
   common::kafka::kafka_config kafka;
   consumer_settings consumer;
   redis_settings redis;
   chain_settings chain;
   reconcile_settings reconcile;
-  http_settings http;
+  common::http::server_config http;  // http.port 9102 by default; one thread
 };
 
-/// Reads every section (see conf/broadcaster.toml). Throws common::config_error naming the key.
-/// Call reader.reject_unknown_keys() afterwards. The Kafka SASL password comes from
+/// Reads every section (see conf/broadcaster.toml) and rejects keys it does not know.
+/// Throws common::config_error naming the key. The Kafka SASL password comes from
 /// BROADCASTER_KAFKA_SASL_PASSWORD, BROADCASTER_KAFKA_SASL_PASSWORD_FILE or the credential
 /// kafka-sasl-password (looked up in `env`), never from [kafka.properties].
 settings parse_settings(common::config_reader& reader, const common::env_lookup& env = common::process_environment());
@@ -104,9 +99,6 @@ chain::private_key load_signing_key(const common::env_lookup& env = common::proc
 /// the value is overwritten in place (it is also what /proc/<pid>/environ shows) and unset.
 /// Not thread-safe: call before any thread starts.
 void forget_signing_key_environment();
-
-/// "5s", "250ms", "2m": the shortest exact spelling, for log lines.
-std::string format_duration(std::chrono::milliseconds duration);
 
 /// The default Redis consumer name: "<hostname>-<pid>".
 std::string default_consumer_name();

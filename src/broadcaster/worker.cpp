@@ -80,8 +80,8 @@ std::string status_line(const std::string& source, const metrics& m) {
 }
 
 std::string source_description(const settings& config) {
-  if (config.source == source_mode::db_poll) return fmt::format("Source: DB poll every {}", format_duration(config.poll_interval));
-  return config.mq == mq_type::kafka ? "MQ Mode: Kafka Consumer" : "MQ Mode: Redis Stream Consumer";
+  if (config.source == source_mode::db_poll) return fmt::format("Source: DB poll every {}", common::format_duration(config.poll_interval));
+  return config.mq == common::mq_type::kafka ? "MQ Mode: Kafka Consumer" : "MQ Mode: Redis Stream Consumer";
 }
 
 // The database is reachable and migrated to a schema this worker understands.
@@ -124,7 +124,7 @@ std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::pr
 std::unique_ptr<event_source> make_source(const settings& config, processor& worker, metrics& counters,
                                           health& status, common::process_signals& signals) {
   if (config.source == source_mode::db_poll) return make_db_poll_source(config, worker, status, signals);
-  if (config.mq == mq_type::kafka) return make_kafka_source(config, worker, counters, status, signals);
+  if (config.mq == common::mq_type::kafka) return make_kafka_source(config, worker, counters, status, signals);
   return make_redis_source(config, worker, counters, status, signals);
 }
 
@@ -179,11 +179,7 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
   metrics counters(*registry);
   health status;
 
-  common::http::server_config http_config;
-  http_config.bind_address = config.http.listen;
-  http_config.port = config.http.port;
-  http_config.threads = 1;
-  common::http::server operations(http_config, common::operations_handler(registry, [&status] {
+  common::http::server operations(config.http, common::operations_handler(registry, [&status] {
                                     return status.problem(stall_after, problem_grace);
                                   }));
   try {
@@ -221,7 +217,7 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
     return common::exit_config_error;
   }
   const char* source_name = config.source == source_mode::db_poll ? "source"
-                            : config.mq == mq_type::kafka         ? "Kafka"
+                            : config.mq == common::mq_type::kafka         ? "Kafka"
                                                                   : "Redis";
   if (!wait_until_ready(source_name, signals, status, [&] { return source->check_ready(readiness_probe_timeout); })) {
     return 0;

@@ -44,6 +44,21 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
   throw std::invalid_argument("expected a unit of ms, s, m or h (e.g. \"250ms\", \"5s\")");
 }
 
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms != 0 && ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::string_view to_string(mq_type type) noexcept { return type == mq_type::redis ? "redis" : "kafka"; }
+
+mq_type parse_mq_type(config_reader& reader) {
+  return reader.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis" ? mq_type::redis
+                                                                                                 : mq_type::kafka;
+}
+
 struct config_reader::raw_value {
   std::string origin;                 // "RELAY_BATCH_SIZE" or "relay.batch_size"
   std::optional<std::string> text;    // set when the value came from the environment

@@ -67,6 +67,12 @@ env_lookup process_environment();
 
 /// Parses "250ms", "1s", "5m", "2h" (a whole number and a unit). Throws std::invalid_argument.
 std::chrono::milliseconds parse_duration(std::string_view text);
+/// The inverse for logs and messages: 2h, 5m, 3s, 1500ms (the largest unit that divides it).
+std::string format_duration(std::chrono::milliseconds duration);
+
+/// The message queue between the relay and the broadcaster (key mq.type).
+enum class mq_type { kafka, redis };
+std::string_view to_string(mq_type type) noexcept;
 
 class config_reader {
  public:
@@ -120,6 +126,9 @@ class config_reader {
   env_lookup env_;
   std::set<std::string, std::less<>> consumed_;
 };
+
+/// mq.type (alias REDIS_MQ_TYPE): "kafka" (the default) or "redis". The one parser of the key.
+mq_type parse_mq_type(config_reader& reader);
 
 /// Reads a secret such as "database-password" from, in order: the env variable `env_var`,
 /// the file named by `<env_var>_FILE`, or `$CREDENTIALS_DIRECTORY/<credential>` (systemd LoadCredential=).

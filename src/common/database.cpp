@@ -1,9 +1,13 @@
 #include "common/database.hpp"
 
 #include <regex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <pqxx/except>
+#include <spdlog/spdlog.h>
+
+#include "common/backoff.hpp"
 
 namespace common {
 
@@ -56,17 +60,75 @@ std::string redacted_url(const std::string& url) {
   return std::regex_replace(std::regex_replace(url, credentials, "://$1:***@"), password_param, "$1***");
 }
 
-bool is_retryable(const std::exception& error) noexcept {
-  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return false;
-  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return true;
-  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return true;  // serialization, deadlock
+db_error_kind classify(const std::exception& error) noexcept {
+  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return db_error_kind::in_doubt;
+  if (dynamic_cast<const connection_pool::pool_timeout*>(&error) != nullptr) return db_error_kind::resource;
+  if (dynamic_cast<const pqxx::broken_connection*>(&error) != nullptr) return db_error_kind::connection_lost;
+  if (dynamic_cast<const pqxx::transaction_rollback*>(&error) != nullptr) return db_error_kind::rolled_back;
   if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
     const std::string& state = sql->sqlstate();
-    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions.
-    return state == "57P01" || state == "57P02" || state == "57P03" || state.rfind("08", 0) == 0;
+    if (state == "40001" || state == "40P01") return db_error_kind::rolled_back;
+    if (state == "57P01" || state == "57P02" || state == "57P03" || state.rfind("08", 0) == 0) {
+      return db_error_kind::connection_lost;
+    }
+    if (state == "57014" || state == "55P03") return db_error_kind::timeout;
+    if (state.rfind("53", 0) == 0) return db_error_kind::resource;
   }
-  return false;
+  return db_error_kind::permanent;
 }
+
+bool is_retryable(const std::exception& error) noexcept {
+  const auto kind = classify(error);
+  return kind == db_error_kind::connection_lost || kind == db_error_kind::rolled_back;
+}
+
+std::string_view to_string(db_error_kind kind) noexcept {
+  switch (kind) {
+    case db_error_kind::connection_lost: return "connection lost";
+    case db_error_kind::rolled_back: return "rolled back";
+    case db_error_kind::timeout: return "timeout";
+    case db_error_kind::resource: return "out of resources";
+    case db_error_kind::in_doubt: return "commit in doubt";
+    case db_error_kind::permanent: return "permanent";
+  }
+  return "unknown";
+}
+
+namespace detail {
+
+retry_state::retry_state(connection_pool& pool, std::string_view what, const retry_policy& policy)
+    : pool_(pool), what_(what), policy_(policy) {}
+
+retry_state::~retry_state() = default;
+
+void retry_state::after_failure(const std::exception& error) {
+  const auto kind = classify(error);
+  switch (kind) {
+    case db_error_kind::permanent:
+      throw;  // the caller's own errors (constraints, data) reach it unchanged
+    case db_error_kind::in_doubt:
+      spdlog::error("{}: commit outcome unknown: {}", what_, error.what());
+      throw database_failure(kind, fmt::format("{}: the connection broke during COMMIT; the outcome is unknown", what_));
+    case db_error_kind::timeout:
+    case db_error_kind::resource:
+      throw database_failure(kind, fmt::format("{}: {}: {}", what_, to_string(kind), error.what()));
+    case db_error_kind::connection_lost:
+      pool_.discard_idle();  // the retry must not land on another connection that died the same way
+      break;
+    case db_error_kind::rolled_back:
+      break;
+  }
+  if (attempt_ >= policy_.max_attempts) {
+    throw database_failure(kind, fmt::format("{}: gave up after {} attempts: {}", what_, attempt_, error.what()));
+  }
+  spdlog::warn("{}: attempt {} of {} failed ({}), retrying: {}", what_, attempt_, policy_.max_attempts,
+               to_string(kind), error.what());
+  ++attempt_;
+  if (!delays_) delays_ = std::make_unique<backoff>(policy_.first_delay, policy_.max_delay);
+  std::this_thread::sleep_for(delays_->next());
+}
+
+}  // namespace detail
 
 connection_pool::connection_pool(database_config config, std::size_t size, std::chrono::milliseconds acquire_timeout,
                                  connection_setup on_connect)

@@ -193,6 +193,25 @@ struct server::impl {
   std::uint16_t bound_port = 0;
 };
 
+std::string parse_listen_address(config_reader& reader, std::string_view key, std::string_view fallback) {
+  auto address = reader.get_string(key, fallback);
+  boost::system::error_code ec;
+  asio::ip::make_address(address, ec);
+  if (ec) {
+    throw config_error(std::string(key), fmt::format("{} must be an IP address such as \"127.0.0.1\" or \"::1\", "
+                                                     "got \"{}\"",
+                                                     key, address));
+  }
+  return address;
+}
+
+server_config parse_server_config(config_reader& reader, std::uint16_t default_port) {
+  server_config config;
+  config.bind_address = parse_listen_address(reader, "http.listen", config.bind_address);
+  config.port = static_cast<std::uint16_t>(reader.get_int("http.port", default_port, 0, 65535));
+  return config;
+}
+
 server::server(server_config config, handler on_request)
     : impl_(std::make_unique<impl>(std::move(config), std::move(on_request))) {}
 

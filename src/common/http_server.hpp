@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/config.hpp"
+
 namespace common::http {
 
 struct request {
@@ -52,6 +54,13 @@ struct server_config {
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   std::size_t threads = 2;
 };
+
+/// The [http] section every daemon shares: http.listen (an IP address; default 127.0.0.1) and
+/// http.port (0 picks a free port, logged); the other fields keep their defaults.
+/// Throws config_error naming the key.
+server_config parse_server_config(config_reader& reader, std::uint16_t default_port);
+/// A listen address key (http.listen, grpc.listen): an IP address such as 127.0.0.1 or ::1.
+std::string parse_listen_address(config_reader& reader, std::string_view key, std::string_view fallback);
 
 class server {
  public:

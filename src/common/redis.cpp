@@ -37,6 +37,18 @@ endpoint parse_url(const std::string& url) {
 
 void connection::context_deleter::operator()(redisContext* context) const noexcept { redisFree(context); }
 
+std::string parse_url_config(config_reader& reader, mq_type mq) {
+  auto url = reader.get_string("redis.url", "redis://127.0.0.1:6379", {"REDIS_URL"});
+  if (mq == mq_type::redis) {
+    try {
+      static_cast<void>(parse_url(url));
+    } catch (const std::invalid_argument& e) {
+      throw config_error("redis.url", fmt::format("redis.url: {}", e.what()));
+    }
+  }
+  return url;
+}
+
 namespace {
 timeval to_timeval(std::chrono::milliseconds timeout) {
   return timeval{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};

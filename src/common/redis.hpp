@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config.hpp"
+
 struct redisContext;
 
 namespace common::redis {
@@ -38,6 +40,10 @@ struct endpoint {
 
 /// Parses redis://host[:port][/db]. Throws std::invalid_argument naming what is wrong.
 endpoint parse_url(const std::string& url);
+
+/// redis.url (alias REDIS_URL; default redis://127.0.0.1:6379, Redis' own port), checked with
+/// parse_url() when `mq` is redis. Throws config_error naming the key.
+std::string parse_url_config(config_reader& reader, mq_type mq);
 
 class connection {
  public:

@@ -75,11 +75,9 @@ relay_config parse_config(common::config_reader& reader) {
   relay_config config;
   config.log_level = reader.get_log_level(config.log_level);
   config.database = common::parse_database_config(reader, "outbox-relay");
-  config.mq = reader.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis"
-                  ? mq_type::redis
-                  : mq_type::kafka;
+  config.mq = common::parse_mq_type(reader);
   config.kafka = common::kafka::parse_kafka_config(reader);
-  config.redis.url = reader.get_string("redis.url", config.redis.url, {"REDIS_URL"});
+  config.redis.url = common::redis::parse_url_config(reader, config.mq);
   config.redis.stream_max_len = reader.get_int("redis.stream_max_len", 0, 0, std::int64_t{1} << 40);
 
   auto& o = config.outbox;
@@ -99,21 +97,12 @@ relay_config parse_config(common::config_reader& reader) {
   check_order(o.retry_backoff, o.retry_backoff_max, "outbox.retry_backoff", "outbox.retry_backoff_max");
   check_order(o.broker_backoff, o.broker_backoff_max, "outbox.broker_backoff", "outbox.broker_backoff_max");
 
-  config.http.listen = reader.get_string("http.listen", config.http.listen);
-  if (config.http.listen.empty()) {
-    throw common::config_error("http.listen", "http.listen must be an address such as \"127.0.0.1\"");
-  }
-  config.http.port = static_cast<std::uint16_t>(reader.get_int("http.port", config.http.port, 0, 65535));
+  config.http = common::http::parse_server_config(reader, 9101);
+  config.http.threads = 1;
 
   reader.reject_unknown_keys();
 
-  if (config.mq == mq_type::redis) {
-    try {
-      static_cast<void>(common::redis::parse_url(config.redis.url));
-    } catch (const std::invalid_argument& e) {
-      throw common::config_error("redis.url", fmt::format("redis.url: {}", e.what()));
-    }
-  } else {
+  if (config.mq == common::mq_type::kafka) {
     // A message must time out inside librdkafka before the batch's deadline: otherwise it could
     // still be in flight after the relay gave its partition to another relay.
     for (const std::string name : {"message.timeout.ms", "delivery.timeout.ms"}) {

@@ -14,11 +14,11 @@
 
 #include "common/config.hpp"
 #include "common/database.hpp"
+#include "common/http_server.hpp"
 #include "common/kafka.hpp"
 
 namespace relay {
 
-enum class mq_type { kafka, redis };
 
 struct outbox_config {
   /// Rows claimed (and locked) per transaction.
@@ -58,24 +58,20 @@ struct outbox_config {
 };
 
 struct redis_config {
-  std::string url = "redis://127.0.0.1:6379";
+  std::string url;
   /// XADD ... MAXLEN ~ n when > 0; 0 keeps every entry.
   std::int64_t stream_max_len = 0;
 };
 
-struct http_config {
-  std::string listen = "127.0.0.1";
-  std::uint16_t port = 9101;  // 0: an ephemeral port (logged)
-};
 
 struct relay_config {
   std::string log_level = "info";
   common::database_config database;
-  mq_type mq = mq_type::kafka;
+  common::mq_type mq = common::mq_type::kafka;
   common::kafka::kafka_config kafka;
   redis_config redis;
   outbox_config outbox;
-  http_config http;
+  common::http::server_config http;  // http.port 9101 by default; one thread
 };
 
 /// Reads every key, validates, and rejects unknown keys. Throws common::config_error.

@@ -50,12 +50,8 @@ int service::impl::run() {
   metrics.broker_up(false);
   metrics.partitions_owned(0);
 
-  common::http::server_config http_config;
-  http_config.bind_address = config.http.listen;
-  http_config.port = config.http.port;
-  http_config.threads = 1;
   http = std::make_unique<common::http::server>(
-      http_config, common::operations_handler(metrics.registry(), [this] { return health_problem(); }));
+      config.http, common::operations_handler(metrics.registry(), [this] { return health_problem(); }));
   try {
     http->start();
   } catch (const std::system_error& e) {
@@ -74,7 +70,7 @@ int service::impl::run() {
     try {
       step_aside();  // the other relays leave it out of their fair share until it can publish
       if (!probe_broker()) {
-        broker_unavailable(config.mq == mq_type::kafka ? "no Kafka broker answered at " + config.kafka.bootstrap_servers
+        broker_unavailable(config.mq == common::mq_type::kafka ? "no Kafka broker answered at " + config.kafka.bootstrap_servers
                                                        : "Redis did not answer at " + config.redis.url);
         pause(broker_backoff.next());
         continue;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <limits>
 
-#include <boost/asio/ip/address.hpp>
 #include <fmt/format.h>
 
 #include "chain/units.hpp"
@@ -29,17 +28,6 @@ bool valid_chain_name(const std::string& name) {
 }
 
 // An IP address to bind (not a host name: binding must not depend on DNS).
-std::string ip_address(common::config_reader& reader, const std::string& key, const std::string& fallback) {
-  auto value = reader.get_string(key, fallback);
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(value, ec);
-  if (ec) {
-    throw common::config_error(key, fmt::format("{} must be an IP address such as \"127.0.0.1\" or \"::1\", got "
-                                                "\"{}\"",
-                                                key, value));
-  }
-  return value;
-}
 
 }  // namespace
 
@@ -84,8 +72,7 @@ service_config parse_config(common::config_reader& reader) {
   config.statement_timeout = reader.get_duration("database.statement_timeout", config.statement_timeout, 100ms, 1h);
   config.max_attempts = static_cast<int>(reader.get_int("database.max_attempts", config.max_attempts, 1, 100));
 
-  config.http.bind_address = ip_address(reader, "http.listen", "127.0.0.1");
-  config.http.port = static_cast<std::uint16_t>(reader.get_int("http.port", 8080, 0, 65535));
+  config.http = common::http::parse_server_config(reader, 8080);
   // Handlers block on the database: one I/O thread per pooled connection keeps both busy.
   config.http.threads = static_cast<std::size_t>(
       reader.get_int("http.threads", static_cast<std::int64_t>(config.pool_size), 1, 1000));
@@ -95,7 +82,7 @@ service_config parse_config(common::config_reader& reader) {
   config.shutdown_timeout = reader.get_duration("http.shutdown_timeout", config.shutdown_timeout, 0ms, 10min);
 
   config.grpc.enabled = reader.get_bool("grpc.enabled", config.grpc.enabled);
-  config.grpc.listen = ip_address(reader, "grpc.listen", config.grpc.listen);
+  config.grpc.listen = common::http::parse_listen_address(reader, "grpc.listen", config.grpc.listen);
   config.grpc.port = static_cast<std::uint16_t>(reader.get_int("grpc.port", config.grpc.port, 0, 65535));
   if (config.grpc.enabled && config.grpc.port != 0 && config.grpc.port == config.http.port &&
       config.grpc.listen == config.http.bind_address) {
@@ -123,6 +110,7 @@ service_config parse_config(common::config_reader& reader) {
     auto rules = make_chain_rules(name, decimals, max_text.empty() ? std::nullopt : std::optional(max_text));
     config.chains.emplace(name, std::move(rules));
   }
+  reader.reject_unknown_keys();
   return config;
 }
 

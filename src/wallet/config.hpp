@@ -75,8 +75,8 @@ struct service_config {
   chain_map chains;
 };
 
-/// Reads every key of the wallet's TOML (see conf/wallet.toml). Throws common::config_error
-/// naming the key. Does not call reject_unknown_keys(): the caller does, after reading.
+/// Reads every key of the wallet's TOML (see conf/wallet.toml) and rejects keys it does not know.
+/// Throws common::config_error naming the key.
 service_config parse_config(common::config_reader& reader);
 
 }  // namespace wallet

@@ -56,7 +56,7 @@ TEST_CASE("the shipped development config parses with the documented defaults", 
   CHECK(s.reconcile.pending_after == 5min);
   CHECK(s.source == broadcaster::source_mode::events);
   CHECK(s.poll_interval == 5s);
-  CHECK(s.mq == broadcaster::mq_type::kafka);
+  CHECK(s.mq == common::mq_type::kafka);
   CHECK(s.consumer.topic == "wallet_events_withdrawal");
   CHECK(s.consumer.group == "broadcaster-worker");
   CHECK(s.consumer.dlq_topic == "wallet_events_withdrawal.dlq");
@@ -99,7 +99,7 @@ TEST_CASE("environment variables and the seed's aliases override the file", "[se
                         {"BROADCASTER_CONSUMER_GROUP", "g2"},
                         {"BROADCASTER_CHAIN_MAX_FEE_PER_GAS", "3000000000"},
                         {"BROADCASTER_CHAIN_TX_TYPE", "legacy"}});
-  CHECK(s.mq == broadcaster::mq_type::redis);
+  CHECK(s.mq == common::mq_type::redis);
   CHECK(s.chain.rpc_url == "http://10.0.0.5:8545/rpc");
   CHECK(s.redis.url == "redis://10.0.0.6:6379/2");
   CHECK(s.source == broadcaster::source_mode::db_poll);
@@ -109,7 +109,7 @@ TEST_CASE("environment variables and the seed's aliases override the file", "[se
   REQUIRE(s.chain.max_fee_per_gas.has_value());
   CHECK(*s.chain.max_fee_per_gas == 3'000'000'000U);
   // BROADCASTER_MQ_TYPE wins over the alias.
-  CHECK(parse("", {{"REDIS_MQ_TYPE", "redis"}, {"BROADCASTER_MQ_TYPE", "kafka"}}).mq == broadcaster::mq_type::kafka);
+  CHECK(parse("", {{"REDIS_MQ_TYPE", "redis"}, {"BROADCASTER_MQ_TYPE", "kafka"}}).mq == common::mq_type::kafka);
 }
 
 TEST_CASE("bad values are config errors naming the key", "[settings]") {
@@ -129,7 +129,7 @@ TEST_CASE("bad values are config errors naming the key", "[settings]") {
   CHECK(config_error_key("[consumer]\ndlq_topic = \"wallet_events_withdrawal\"\n") == "consumer.dlq_topic");
   CHECK(config_error_key("[consumer]\nretry_backoff = \"2s\"\nretry_backoff_max = \"1s\"\n") ==
         "consumer.retry_backoff_max");
-  CHECK(config_error_key("[redis]\nurl = \"http://x\"\n") == "redis.url");
+  CHECK(config_error_key("[mq]\ntype = \"redis\"\n[redis]\nurl = \"http://x\"\n") == "redis.url");
   CHECK(config_error_key("[http]\nport = 70000\n") == "http.port");
   CHECK(config_error_key("[chain]\nsigning_key = \"abc\"\n") == "chain.signing_key");  // never in TOML
   CHECK(config_error_key("[chain]\nconfirmations = 0\n") == "chain.confirmations");
@@ -211,14 +211,6 @@ TEST_CASE("a missing or invalid signing key names BROADCASTER_SIGNING_KEY and ne
   }
 }
 
-TEST_CASE("durations print in their shortest exact unit", "[settings]") {
-  CHECK(broadcaster::format_duration(5s) == "5s");
-  CHECK(broadcaster::format_duration(250ms) == "250ms");
-  CHECK(broadcaster::format_duration(1500ms) == "1500ms");
-  CHECK(broadcaster::format_duration(2min) == "2m");
-  CHECK(broadcaster::format_duration(1h) == "1h");
-  CHECK(broadcaster::format_duration(0ms) == "0s");
-}
 
 TEST_CASE("kafka.properties cannot turn automatic offset storing back on", "[settings]") {
   CHECK(config_error_key("[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n") ==

@@ -7,7 +7,9 @@
 
 #include "common/config.hpp"
 #include "common/database.hpp"
+#include "common/http_server.hpp"
 #include "common/kafka.hpp"
+#include "common/redis.hpp"
 
 using namespace std::chrono_literals;
 
@@ -20,6 +22,17 @@ common::env_lookup fake_env(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
+}
+
+template <class Call>
+void expect_error(Call&& call, const std::string& key, const std::string& fragment) {
+  try {
+    call();
+    FAIL("no config_error thrown");
+  } catch (const common::config_error& e) {
+    CHECK(e.key() == key);
+    CHECK_THAT(e.what(), Catch::Contains(key) && Catch::Contains(fragment));
+  }
 }
 
 const char* sample = R"(
@@ -65,15 +78,6 @@ TEST_CASE("config: values come from the file, then the prefixed variable, then a
 }
 
 TEST_CASE("config: a bad value names the key and the fix", "[config]") {
-  auto expect_error = [](auto&& call, const std::string& key, const std::string& fragment) {
-    try {
-      call();
-      FAIL("no config_error thrown");
-    } catch (const common::config_error& e) {
-      CHECK(e.key() == key);
-      CHECK_THAT(e.what(), Catch::Contains(key) && Catch::Contains(fragment));
-    }
-  };
   auto reader = common::config_reader::from_string(
       "[outbox]\nbatch_size = 0\nname = 3\n[mq]\ntype = \"rabbit\"\n", "RELAY",
       fake_env({{"RELAY_OUTBOX_POLL_INTERVAL", "soon"}, {"RELAY_LOG_LEVEL_NUMBER", "x"}}));
@@ -165,4 +169,41 @@ TEST_CASE("kafka: a property librdkafka rejects names kafka.properties.<name>", 
   }
   config.properties = {{"no.such.property", "1"}};
   CHECK_THROWS_AS(common::kafka::make_conf(config, {}), common::config_error);
+}
+
+TEST_CASE("config: durations print in their shortest exact unit", "[config]") {
+  CHECK(common::format_duration(5s) == "5s");
+  CHECK(common::format_duration(250ms) == "250ms");
+  CHECK(common::format_duration(1500ms) == "1500ms");
+  CHECK(common::format_duration(2min) == "2m");
+  CHECK(common::format_duration(1h) == "1h");
+  CHECK(common::format_duration(0ms) == "0s");
+}
+
+TEST_CASE("config: the shared sections read the same way in every daemon", "[config]") {
+  SECTION("mq.type and its REDIS_MQ_TYPE alias") {
+    auto plain = common::config_reader::from_string("", "RELAY", fake_env({}));
+    CHECK(common::parse_mq_type(plain) == common::mq_type::kafka);
+    auto alias = common::config_reader::from_string("", "BROADCASTER", fake_env({{"REDIS_MQ_TYPE", "redis"}}));
+    CHECK(common::parse_mq_type(alias) == common::mq_type::redis);
+    CHECK(common::to_string(common::mq_type::redis) == "redis");
+  }
+  SECTION("[http]: an IP address and a port; 0 picks a free port") {
+    auto reader = common::config_reader::from_string("[http]\nlisten = \"::1\"\nport = 0\n", "WALLET", fake_env({}));
+    const auto http = common::http::parse_server_config(reader, 8080);
+    CHECK(http.bind_address == "::1");
+    CHECK(http.port == 0);
+    auto defaults = common::config_reader::from_string("", "RELAY", fake_env({{"RELAY_HTTP_PORT", "9300"}}));
+    CHECK(common::http::parse_server_config(defaults, 9101).port == 9300);
+    auto hostname = common::config_reader::from_string("[http]\nlisten = \"localhost\"\n", "RELAY", fake_env({}));
+    expect_error([&] { common::http::parse_server_config(hostname, 9101); }, "http.listen", "IP address");
+  }
+  SECTION("[redis] url: Redis' own port by default, checked only when mq.type is redis") {
+    auto defaults = common::config_reader::from_string("", "RELAY", fake_env({}));
+    CHECK(common::redis::parse_url_config(defaults, common::mq_type::redis) == "redis://127.0.0.1:6379");
+    auto bad = common::config_reader::from_string("[redis]\nurl = \"http://x\"\n", "RELAY", fake_env({}));
+    CHECK(common::redis::parse_url_config(bad, common::mq_type::kafka) == "http://x");
+    auto bad_used = common::config_reader::from_string("[redis]\nurl = \"http://x\"\n", "RELAY", fake_env({}));
+    expect_error([&] { common::redis::parse_url_config(bad_used, common::mq_type::redis); }, "redis.url", "redis://");
+  }
 }

@@ -67,3 +67,67 @@ TEST_CASE("database: the pool bounds connections and replaces broken ones", "[da
   CHECK(pqxx::nontransaction(*a).exec1("SELECT 1")[0].as<int>() == 1);
   CHECK(pqxx::nontransaction(*b).exec1("SELECT 1")[0].as<int>() == 1);
 }
+
+TEST_CASE("database: perform() runs the work again after a lost connection and a serialization failure", "[database]") {
+  test_support::test_schema schema;
+  common::connection_pool pool(schema.database_config("perform-test"), 2, 1s);
+  int runs = 0;
+  const auto answer = common::perform(pool, "test work", common::retry_policy{}, [&](pqxx::connection& c) {
+    ++runs;
+    if (runs == 1) {
+      // The server ends this very session, as a restart would: the next run needs a fresh connection.
+      pqxx::nontransaction(c).exec1("SELECT pg_terminate_backend(pg_backend_pid())");
+    }
+    pqxx::work tx(c);
+    if (runs == 2) tx.exec0("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$");
+    const int value = tx.exec1("SELECT 42")[0].as<int>();
+    tx.commit();
+    return value;
+  });
+  CHECK(answer == 42);
+  CHECK(runs == 3);
+  CHECK(pool.in_use() == 0);
+}
+
+TEST_CASE("database: perform() gives up after max_attempts and never retries a timeout or a constraint", "[database]") {
+  test_support::test_schema schema;
+  common::connection_pool pool(schema.database_config("perform-test"), 2, 1s);
+  int runs = 0;
+  const auto deadlock = [&](pqxx::connection& c) {
+    ++runs;
+    pqxx::work tx(c);
+    tx.exec0("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40P01'; END $$");
+  };
+  try {
+    common::perform(pool, "deadlocking work", common::retry_policy{2, 1ms, 2ms}, deadlock);
+    FAIL("perform() returned");
+  } catch (const common::database_failure& e) {
+    CHECK(e.kind() == common::db_error_kind::rolled_back);
+    CHECK_FALSE(e.in_doubt());
+  }
+  CHECK(runs == 2);
+
+  runs = 0;
+  const auto slow = [&](pqxx::connection& c) {
+    ++runs;
+    pqxx::work tx(c);
+    tx.exec0("SET LOCAL statement_timeout = 10");
+    tx.exec0("SELECT pg_sleep(1)");
+  };
+  try {
+    common::perform(pool, "slow work", common::retry_policy{}, slow);
+    FAIL("perform() returned");
+  } catch (const common::database_failure& e) {
+    CHECK(e.kind() == common::db_error_kind::timeout);
+  }
+  CHECK(runs == 1);
+
+  runs = 0;
+  const auto overdraft = [&](pqxx::connection& c) {
+    ++runs;
+    pqxx::work tx(c);
+    tx.exec0("INSERT INTO accounts (user_id, balance) VALUES (7, -1)");
+  };
+  CHECK_THROWS_AS(common::perform(pool, "bad insert", common::retry_policy{}, overdraft), pqxx::check_violation);
+  CHECK(runs == 1);
+}

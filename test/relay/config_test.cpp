@@ -39,7 +39,7 @@ std::string failing_key(const std::string& toml, std::map<std::string, std::stri
 TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][config]") {
   const auto c = parse("");
   CHECK(c.log_level == "info");
-  CHECK(c.mq == relay::mq_type::kafka);
+  CHECK(c.mq == common::mq_type::kafka);
   CHECK(c.outbox.batch_size == 1000);
   CHECK(c.outbox.poll_interval == 1s);
   CHECK(c.outbox.delivery_timeout == 30s);
@@ -55,7 +55,7 @@ TEST_CASE("relay config: an empty file gives the documented defaults", "[relay][
   CHECK(c.outbox.dead_letter_blocks_key);
   CHECK(relay::transaction_limit(c.outbox) == 75s);
   CHECK(c.redis.stream_max_len == 0);
-  CHECK(c.http.listen == "127.0.0.1");
+  CHECK(c.http.bind_address == "127.0.0.1");
   CHECK(c.http.port == 9101);
 }
 
@@ -77,14 +77,14 @@ TEST_CASE("relay config: environment overrides and the shared aliases win over t
                         {"RELAY_OUTBOX_POLL_INTERVAL", "250ms"},
                         {"RELAY_HTTP_PORT", "0"}});
   CHECK(c.outbox.batch_size == 42);
-  CHECK(c.mq == relay::mq_type::redis);
+  CHECK(c.mq == common::mq_type::redis);
   CHECK(c.redis.url == "redis://10.0.0.1:6380/2");
   CHECK(c.kafka.bootstrap_servers == "k1:9092,k2:9092");
   CHECK(c.kafka.properties.at("linger.ms") == "20");
   CHECK(c.outbox.poll_interval == 250ms);
   CHECK(c.http.port == 0);
   // RELAY_MQ_TYPE beats the REDIS_MQ_TYPE alias.
-  CHECK(parse("", {{"RELAY_MQ_TYPE", "kafka"}, {"REDIS_MQ_TYPE", "redis"}}).mq == relay::mq_type::kafka);
+  CHECK(parse("", {{"RELAY_MQ_TYPE", "kafka"}, {"REDIS_MQ_TYPE", "redis"}}).mq == common::mq_type::kafka);
 }
 
 TEST_CASE("relay config: [kafka.properties] override the producer defaults", "[relay][config]") {
