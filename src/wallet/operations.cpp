@@ -47,8 +47,9 @@ api_error unavailable_error(const database_unavailable& e, bool money_moves) {
                  "the database connection broke while committing, so the outcome is unknown: retry with the same "
                  "Idempotency-Key to get the result (without a key, check the account before retrying)");
   }
+  // The database's own words stay in the log (guarded() wrote them): clients get the kind of trouble.
   return error(503, "database_unavailable",
-               fmt::format("{}; nothing was written{}", e.what(),
+               fmt::format("the database is unavailable ({}); nothing was written{}", common::to_string(e.kind()),
                            money_moves ? ": retry later, with the same Idempotency-Key" : ": retry later"));
 }
 

@@ -17,7 +17,6 @@ namespace wallet {
 settings load_settings(const std::string& path) {
   auto reader = common::config_reader::from_file(path, "WALLET");
   settings out{parse_config(reader), nullptr};
-  reader.reject_unknown_keys();
   out.tokens = load_tokens(out.config.tokens_file, out.config.auth_disabled);
   return out;
 }

@@ -1,13 +1,11 @@
 #include "wallet/store.hpp"
 
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
-#include "common/backoff.hpp"
 #include "events/withdrawal_created.hpp"
 
 namespace wallet {
@@ -85,14 +83,10 @@ std::string session_settings(std::chrono::milliseconds statement_timeout) {
                      statement_timeout.count(), std::max<std::int64_t>(statement_timeout.count() * 2, 1000));
 }
 
-bool is_timeout(const pqxx::sql_error& error) {
-  // 57014 query_canceled (statement_timeout), 55P03 lock_not_available (lock_timeout).
-  return error.sqlstate() == "57014" || error.sqlstate() == "55P03";
-}
-
 }  // namespace
 
-store::store(common::connection_pool& pool, int max_attempts) : pool_(pool), max_attempts_(max_attempts) {}
+store::store(common::connection_pool& pool, int max_attempts)
+    : pool_(pool), retry_policy_{static_cast<unsigned>(max_attempts), std::chrono::milliseconds(5), std::chrono::milliseconds(100)} {}
 
 common::connection_pool::connection_setup store::session_setup(std::chrono::milliseconds statement_timeout) {
   return [statement_timeout](pqxx::connection& connection) {
@@ -114,41 +108,7 @@ common::connection_pool::connection_setup store::session_setup(std::chrono::mill
 
 template <class F>
 auto store::with_retries(const char* what, F&& work) {
-  std::optional<common::backoff> delays;  // built on the first retry: seeding it reads the OS's entropy
-  for (int attempt = 1;; ++attempt) {
-    try {
-      auto connection = pool_.acquire();
-      try {
-        return work(*connection);
-      } catch (...) {
-        // A failed statement may leave the session in any state: do not hand it to the next request.
-        connection.discard();
-        throw;
-      }
-    } catch (const common::connection_pool::pool_timeout& e) {
-      throw database_unavailable(e.what(), false);
-    } catch (const pqxx::in_doubt_error& e) {
-      spdlog::error("{}: commit outcome unknown: {}", what, e.what());
-      throw database_unavailable("the database connection broke during commit; the outcome is unknown", true);
-    } catch (const pqxx::sql_error& e) {
-      if (is_timeout(e)) throw database_unavailable("the database did not answer within the statement timeout", false);
-      if (!common::is_retryable(e)) throw;
-      // Server shutdown or a lost connection: the idle ones are most likely dead as well.
-      if (e.sqlstate().rfind("57P", 0) == 0 || e.sqlstate().rfind("08", 0) == 0) pool_.discard_idle();
-      if (attempt >= max_attempts_) throw database_unavailable(fmt::format("database: {}", e.what()), false);
-      spdlog::warn("{}: attempt {} of {} failed, retrying: {}", what, attempt, max_attempts_, e.what());
-    } catch (const pqxx::broken_connection& e) {
-      // The retry must not land on another connection that died the same way.
-      pool_.discard_idle();
-      if (attempt >= max_attempts_) throw database_unavailable(fmt::format("database unreachable: {}", e.what()), false);
-      spdlog::warn("{}: attempt {} of {} failed, retrying: {}", what, attempt, max_attempts_, e.what());
-    } catch (const pqxx::transaction_rollback& e) {
-      if (attempt >= max_attempts_) throw database_unavailable(fmt::format("database: {}", e.what()), false);
-      spdlog::debug("{}: attempt {} of {} rolled back, retrying: {}", what, attempt, max_attempts_, e.what());
-    }
-    if (!delays) delays.emplace(std::chrono::milliseconds(5), std::chrono::milliseconds(100));
-    std::this_thread::sleep_for(delays->next());
-  }
+  return common::perform(pool_, what, retry_policy_, std::forward<F>(work));
 }
 
 create_result store::create_withdrawal(const withdrawal_request& request, const request_origin& origin,

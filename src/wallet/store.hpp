@@ -23,15 +23,8 @@
 namespace wallet {
 
 /// The database could not be reached or did not answer in time; nothing was written, except
-/// when in_doubt(): the commit was sent and its outcome is unknown.
-class database_unavailable : public std::runtime_error {
- public:
-  database_unavailable(const std::string& what, bool in_doubt) : std::runtime_error(what), in_doubt_(in_doubt) {}
-  bool in_doubt() const noexcept { return in_doubt_; }
-
- private:
-  bool in_doubt_;
-};
+/// when in_doubt(): the commit was sent and its outcome is unknown. (common::perform()'s failure.)
+using database_unavailable = common::database_failure;
 
 enum class create_outcome {
   created,               // debited, withdrawal pending, outbox row written, committed
@@ -120,7 +113,7 @@ class store {
   auto with_retries(const char* what, F&& work);
 
   common::connection_pool& pool_;
-  const int max_attempts_;
+  const common::retry_policy retry_policy_;
 };
 
 /// /healthz's "database reachable": SELECT 1 on a connection of its own, so a pool busy with
