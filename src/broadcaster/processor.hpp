@@ -12,7 +12,8 @@
 //   3. signed → record the send attempt (committed), then eth_sendRawTransaction(newest version).
 //      Accepted / already known → broadcast. Refused → held: stays signed, the tracker retries it;
 //      never refunded on a node's word (the bytes may be in some mempool). A cancel request on a
-//      withdrawal whose bytes never left → failed, refunded, nonce released.
+//      withdrawal whose bytes never left (no send attempt recorded: only versions from before
+//      migration 000002 could be so) → failed, refunded, nonce released.
 //   4. broadcast / confirmed / failed → duplicate, skipped (the tracker owns broadcast rows).
 // Transient failures (node unreachable, timeouts, 5xx, lost DB connections, lock timeouts) are
 // retried here with capped jittered backoff; a stop request (SIGTERM) during those waits returns

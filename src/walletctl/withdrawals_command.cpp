@@ -2,8 +2,8 @@
 //
 // Records an operator's cancel request in the database and nothing else: walletctl never holds
 // the hot wallet's key and never talks to a daemon. The broadcaster-worker of the withdrawal's
-// chain acts on it: a pending withdrawal (or a signed one whose bytes never left) is failed and
-// refunded at once; a sent one has its nonce replaced by a 0-value self-transfer at bumped fees,
+// chain acts on it: a pending withdrawal (nothing signed yet) is failed and refunded at once; a
+// signed one has its nonce replaced by a 0-value self-transfer at bumped fees,
 // and is refunded only once that cancel is chain.confirmations deep and no payment version was
 // mined. If the payment wins the race, the withdrawal is confirmed and the cancel is moot.
 
@@ -78,8 +78,8 @@ int cancel(context& ctx, std::span<const std::string> args) {
   tx.commit();
   ctx.out << fmt::format(
       "withdrawal {} ({}, chain {}): cancel requested by {}.\n"
-      "The broadcaster-worker of chain {} refunds it once nothing can be paid any more: at once if nothing was "
-      "sent, otherwise when its 0-value cancel is final on chain. If the payment is mined first it is confirmed "
+      "The broadcaster-worker of chain {} refunds it once nothing can be paid any more: at once if it is still "
+      "pending, otherwise when its 0-value cancel is final on chain. If the payment is mined first it is confirmed "
       "instead.\n",
       id, status, row[0][1].as<std::string>(), by, row[0][1].as<std::string>());
   return 0;

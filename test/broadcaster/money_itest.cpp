@@ -260,3 +260,27 @@ TEST_CASE("money: the chain uses the nonce of a refused withdrawal for another t
   CHECK(figures.refunded == 1);
   CHECK(figures.paid == 1);
 }
+
+TEST_CASE("money: walletctl withdrawals cancel on a pending withdrawal refunds it at once, nothing signed",
+          "[broadcaster][money][cancel-pending]") {
+  money_bed bed("cancelpending", "1");
+  create_account(bed.db, 1, "2");
+  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.3"});  // its event never comes
+  auto worker = start_worker(bed.setup());
+  INFO("worker log " << worker->log_path());
+  test_support::child_process cancel(test_support::bin_path("walletctl"),
+                                     {"withdrawals", "cancel", std::to_string(id), "--by", "itest"},
+                                     {{"DATABASE_URL", bed.schema.url()}}, test_support::new_log_path("walletctl"));
+  REQUIRE(cancel.wait(30s) == 0);
+  REQUIRE(wait_all_status(bed.db, {id}, "failed", 30s));  // long before reconcile.pending_after (5m)
+  const auto row = load_withdrawal(bed.db, id);
+  CHECK_FALSE(row.nonce.has_value());
+  CHECK(row.failure_reason.value_or("").find("cancelled by an operator before signing") != std::string::npos);
+  // A second request for a finished withdrawal is refused.
+  test_support::child_process again(test_support::bin_path("walletctl"), {"withdrawals", "cancel", std::to_string(id)},
+                                    {{"DATABASE_URL", bed.schema.url()}}, test_support::new_log_path("walletctl"));
+  CHECK(again.wait(30s) == 1);
+  CHECK(again.log_contains("already failed"));
+  const auto figures = check_ledger(bed.db, *bed.node, {id}, bed.wallet.address, {{1, "2"}});
+  CHECK(figures.refunded == 1);
+}
