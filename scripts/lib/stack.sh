@@ -166,6 +166,15 @@ topic_has_partitions() { # KCAT TOPIC
 # port_free PORT: nothing listens on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# free_ports N: N distinct TCP ports on 127.0.0.1 that nobody listens on now (the kernel's picks,
+# all held open until the last is chosen, so they differ).
+free_ports() {
+  python3 -c 'import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
+}
+
 # http_call METHOD URL [BODY [HEADER...]]: prints "STATUS BODY" on one line; curl retries
 # connection failures (the callers send an Idempotency-Key, so a retried POST is safe).
 http_call() {
