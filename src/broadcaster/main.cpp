@@ -14,14 +14,14 @@
 #include "common/command_line.hpp"
 #include "common/config.hpp"
 #include "common/logging.hpp"
-#include "common/signals.hpp"
+#include "common/daemon.hpp"
 
 namespace {
 constexpr std::string_view usage = "usage: broadcaster-worker --config <file.toml> [--check-config]\n";
 }
 
 int main(int argc, char** argv) {
-  common::process_signals signals;  // first: every thread started later inherits the signal mask
+  common::daemon daemon;  // first: every thread started later inherits its signal mask
 
   const auto parsed = common::parse_daemon_arguments("broadcaster-worker", usage, argc, argv);
   if (const auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     common::init_logging("broadcaster-worker", config.log_level);
-    return broadcaster::run_worker(args.config_path, config, key, signals);
+    return broadcaster::run_worker(args.config_path, config, key, daemon);
   } catch (const common::config_error& e) {
     std::cerr << "broadcaster-worker: " << e.what() << "\n";
     return common::exit_config_error;

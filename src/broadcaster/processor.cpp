@@ -44,18 +44,10 @@ constexpr std::string_view health_component = "processing";
 // left behind that way is re-driven by the tracker after reconcile.pending_after.
 constexpr unsigned max_internal_attempts = 3;
 
+// Every database trouble is worth another attempt here except a permanent error: even an in-doubt
+// commit, because the next attempt re-reads the row under its lock, which tells what happened.
 bool transient_database_error(const std::exception& error) {
-  // In doubt: the next attempt re-reads the row under its lock, which tells what happened.
-  if (dynamic_cast<const pqxx::in_doubt_error*>(&error) != nullptr) return true;
-  if (dynamic_cast<const common::connection_pool::pool_timeout*>(&error) != nullptr) return true;
-  if (common::is_retryable(error)) return true;
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error)) {
-    const std::string& state = sql->sqlstate();
-    // 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout),
-    // 53xxx insufficient resources (too many connections, disk full).
-    return state == "55P03" || state == "57014" || state.rfind("53", 0) == 0;
-  }
-  return false;
+  return common::classify(error) != common::db_error_kind::permanent;
 }
 
 process_result dead_letter(std::int64_t id, std::string reason) {

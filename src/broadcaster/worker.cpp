@@ -17,17 +17,14 @@
 #include "broadcaster/metrics.hpp"
 #include "broadcaster/processor.hpp"
 #include "broadcaster/redis_source.hpp"
-#include "common/backoff.hpp"
 #include "common/http_server.hpp"
 #include "common/logging.hpp"
 #include "common/metrics.hpp"
-#include "common/systemd.hpp"
 
 namespace broadcaster {
 namespace {
 
 using namespace std::chrono_literals;
-using clock = std::chrono::steady_clock;
 
 // Every blocking step of a loop is bounded well below this (rpc_timeout, lock_timeout,
 // statement_timeout, Kafka commit deadlines); a loop silent for longer is stuck.
@@ -35,13 +32,15 @@ constexpr auto stall_after = 25s;
 // A transient problem (node or broker down) makes /healthz fail once it stands this long.
 constexpr auto problem_grace = 30s;
 constexpr auto readiness_probe_timeout = 5s;
+// The loops finish the event in hand within their own bounded steps (rpc_timeout, lock_timeout, commit
+// deadlines); systemd's TimeoutStopSec is the hard limit.
+constexpr auto stop_timeout = 30s;
 constexpr std::size_t pool_size = 4;  // source, tracker, and one spare for each
 
-// Retries `probe` (empty string = success) with backoff until it passes; false when a stop came first.
-bool wait_until_ready(const char* what, common::process_signals& signals, health& status,
+// daemon::wait_until_ready that also shows the problem in /healthz while it stands.
+bool wait_until_ready(common::daemon& daemon, health& status, const char* what,
                       const std::function<std::string()>& probe) {
-  common::backoff delay(500ms, 10s);
-  for (;;) {
+  return daemon.wait_until_ready(what, [&]() -> std::string {
     std::string problem;
     try {
       problem = probe();
@@ -50,27 +49,19 @@ bool wait_until_ready(const char* what, common::process_signals& signals, health
     }
     if (problem.empty()) {
       status.clear_problem(what);
-      return true;
+    } else {
+      status.set_problem(what, problem);
     }
-    status.set_problem(what, problem);
-    const auto wait = delay.next();
-    spdlog::warn("waiting for {}: {}; next try in {} ms", what, problem, wait.count());
-    common::systemd::notify_status(fmt::format("waiting for {}: {}", what, problem));
-    if (signals.wait_for(wait)) return false;
-  }
+    return problem;
+  });
 }
 
-void reload(const std::filesystem::path& config_path) {
-  common::systemd::notify_reloading();
-  try {
-    auto reader = common::config_reader::from_file(config_path, "BROADCASTER");
-    const auto level = reader.get_log_level("info");
-    common::set_log_level(level);
-    spdlog::info("reloaded {}: log level {}", config_path.string(), level);
-  } catch (const std::exception& e) {
-    spdlog::error("reload of {} failed, keeping the current settings: {}", config_path.string(), e.what());
-  }
-  common::systemd::notify_ready();
+// SIGHUP: the log level; everything else needs a restart.
+void reload_log_level(const std::filesystem::path& config_path) {
+  auto reader = common::config_reader::from_file(config_path, "BROADCASTER");
+  const auto level = reader.get_log_level("info");
+  common::set_log_level(level);
+  spdlog::info("reloaded {}: log level {}", config_path.string(), level);
 }
 
 std::string status_line(const std::string& source, const metrics& m) {
@@ -85,8 +76,8 @@ std::string source_description(const settings& config) {
 }
 
 // The database is reachable and migrated to a schema this worker understands.
-bool wait_for_database(common::connection_pool& pool, common::process_signals& signals, health& status) {
-  return wait_until_ready("database", signals, status, [&pool] {
+bool wait_for_database(common::connection_pool& pool, common::daemon& daemon, health& status) {
+  return wait_until_ready(daemon, status, "database", [&pool] {
     auto lease = pool.acquire();
     pqxx::nontransaction tx(*lease);
     if (!tx.exec1("SELECT to_regclass('withdrawal_transactions') IS NOT NULL")[0].as<bool>()) {
@@ -99,12 +90,12 @@ bool wait_for_database(common::connection_pool& pool, common::process_signals& s
 
 // The node's chain id, checked against chain.chain_id. nullopt: stop requested (exit 0) or a
 // contradiction (logged; exit 2 through `exit_code`).
-std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::process_signals& signals, health& status,
+std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::daemon& daemon, health& status,
                                               int& exit_code) {
   eth_rpc rpc(config.chain.rpc_url, config.chain.rpc_timeout);
   std::uint64_t node_chain_id = 0;
   exit_code = 0;
-  if (!wait_until_ready("eth node", signals, status, [&] {
+  if (!wait_until_ready(daemon, status, "eth node", [&] {
         node_chain_id = rpc.chain_id();
         return std::string();
       })) {
@@ -142,39 +133,11 @@ std::thread start_loop(const char* what, std::atomic<bool>& fatal, common::proce
   });
 }
 
-// The calling thread until a stop: watchdog pings while every loop is alive, STATUS=, reloads.
-void supervise(const std::filesystem::path& config_path, const std::string& source_line, const metrics& counters,
-               health& status, common::process_signals& signals) {
-  const auto watchdog = common::systemd::watchdog_ping_interval();
-  auto reloads_seen = signals.reload_generation();
-  auto last_ping = clock::time_point{};
-  auto last_status = clock::time_point{};
-  while (!signals.stop_requested()) {
-    if (watchdog && clock::now() - last_ping >= *watchdog) {
-      // A stuck loop stops the pings and lets systemd restart the process.
-      if (status.alive(stall_after)) {
-        common::systemd::notify_watchdog();
-        last_ping = clock::now();
-      } else {
-        spdlog::error("not pinging the watchdog: {}", status.problem(stall_after, problem_grace));
-      }
-    }
-    if (clock::now() - last_status >= 5s) {
-      common::systemd::notify_status(status_line(source_line, counters));
-      last_status = clock::now();
-    }
-    signals.wait_for(watchdog ? std::min<std::chrono::milliseconds>(*watchdog, 1s) : 1s);
-    if (signals.reload_generation() != reloads_seen) {
-      reloads_seen = signals.reload_generation();
-      reload(config_path);
-    }
-  }
-}
-
 }  // namespace
 
 int run_worker(const std::filesystem::path& config_path, const settings& config, const chain::private_key& key,
-               common::process_signals& signals) {
+               common::daemon& daemon) {
+  auto& signals = daemon.signals();
   auto registry = std::make_shared<prometheus::Registry>();
   metrics counters(*registry);
   health status;
@@ -202,9 +165,9 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
     pqxx::nontransaction tx(connection);
     tx.exec("SET lock_timeout = '5s'; SET statement_timeout = '15s'");
   });
-  if (!wait_for_database(pool, signals, status)) return 0;
+  if (!wait_for_database(pool, daemon, status)) return 0;
   int exit_code = 0;
-  const auto chain_id = resolve_chain_id(config, signals, status, exit_code);
+  const auto chain_id = resolve_chain_id(config, daemon, status, exit_code);
   if (!chain_id) return exit_code;
 
   processor source_processor(config, *chain_id, key, pool, counters, status, signals, "source");
@@ -219,7 +182,7 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
   const char* source_name = config.source == source_mode::db_poll ? "source"
                             : config.mq == common::mq_type::kafka         ? "Kafka"
                                                                   : "Redis";
-  if (!wait_until_ready(source_name, signals, status, [&] { return source->check_ready(readiness_probe_timeout); })) {
+  if (!wait_until_ready(daemon, status, source_name, [&] { return source->check_ready(readiness_probe_timeout); })) {
     return 0;
   }
 
@@ -231,13 +194,16 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
   std::thread tracker_thread = start_loop("confirmation tracker", fatal, signals, [&] { tracker.run(); });
 
   status.set_ready(true);
-  common::systemd::notify_ready();
+  daemon.on_reload([&config_path] { reload_log_level(config_path); });
+  daemon.on_status([&] { return status_line(source_line, counters); });
+  // A stuck loop stops the pings and lets systemd restart the process.
+  daemon.on_watchdog_check(
+      [&status] { return status.alive(stall_after) ? std::string() : status.problem(stall_after, problem_grace); });
+  daemon.notify_ready();
   spdlog::info("ready: {}", source_line);
-  supervise(config_path, source_line, counters, status, signals);
+  daemon.run_until_stopped();
 
-  common::systemd::notify_stopping();
-  common::systemd::notify_status("stopping: finishing the event in hand");
-  spdlog::info("stopping: finishing the event in hand");
+  daemon.begin_stop(stop_timeout, "finishing the event in hand");
   source_thread.join();
   tracker_thread.join();
   operations.drain(2s);

@@ -9,7 +9,7 @@
 
 #include "broadcaster/settings.hpp"
 #include "chain/signer.hpp"
-#include "common/signals.hpp"
+#include "common/daemon.hpp"
 
 namespace broadcaster {
 
@@ -17,6 +17,6 @@ namespace broadcaster {
 /// 0 after a clean stop, 1 after a fatal error, 2 when the node contradicts the configuration
 /// (chain.chain_id). Logging must be initialised.
 int run_worker(const std::filesystem::path& config_path, const settings& config, const chain::private_key& key,
-               common::process_signals& signals);
+               common::daemon& daemon);
 
 }  // namespace broadcaster
