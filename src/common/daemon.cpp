@@ -37,13 +37,17 @@ void daemon::notify_ready() {
 }
 
 void daemon::tick() {
+  ping();
+  reload_if_due();
+}
+
+void daemon::ping() {
   const auto now = clock::now();
   ping_watchdog(now);
   if (status_text_ && now >= next_status_) {
     systemd::notify_status(status_text_());
     next_status_ = now + status_every_;
   }
-  reload_if_due();
 }
 
 void daemon::ping_watchdog(clock::time_point now) {

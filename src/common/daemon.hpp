@@ -50,6 +50,12 @@ class daemon {
   /// Watchdog ping, STATUS= and a due reload. Cheap; call it from the supervising loop at least
   /// every second.
   void tick();
+  /// tick() without the reload: for waits inside work that a reload must not interrupt.
+  void ping();
+  /// A SIGHUP arrived that the next tick() will act on.
+  bool reload_pending() const noexcept { return signals_.reload_generation() != reloads_seen_; }
+  /// Half of systemd's WatchdogSec, or nullopt when the watchdog is off.
+  std::optional<std::chrono::milliseconds> watchdog_interval() const noexcept { return watchdog_interval_; }
   /// Sleeps up to `timeout` (ticking every second at most), waking early on a stop.
   /// Returns stop_requested().
   bool wait_for(std::chrono::milliseconds timeout);

@@ -103,7 +103,9 @@ void service::impl::step_back_in() {
 
 bool service::impl::probe_broker() {
   auto timeout = std::chrono::milliseconds(max_probe_timeout);
-  if (watchdog_interval) timeout = std::min(timeout, std::max<std::chrono::milliseconds>(100ms, *watchdog_interval));
+  if (const auto watchdog = daemon.watchdog_interval()) {
+    timeout = std::min(timeout, std::max<std::chrono::milliseconds>(100ms, *watchdog));
+  }
   return broker->reachable(timeout);
 }
 

@@ -3,7 +3,6 @@
 //
 //   outbox-relay --config /etc/wallet-outbox/relay.toml [--check-config]
 
-#include <csignal>
 #include <iostream>
 #include <string_view>
 #include <variant>
@@ -13,7 +12,7 @@
 #include "common/command_line.hpp"
 #include "common/config.hpp"
 #include "common/logging.hpp"
-#include "common/signals.hpp"
+#include "common/daemon.hpp"
 #include "relay/config.hpp"
 #include "relay/service.hpp"
 
@@ -27,8 +26,7 @@ constexpr std::string_view usage =
 }  // namespace
 
 int main(int argc, char** argv) {
-  common::process_signals signals;  // first: every later thread inherits the blocked signal mask
-  std::signal(SIGPIPE, SIG_IGN);    // a peer closing a socket must be an error code, not a kill
+  common::daemon daemon;  // first: every later thread inherits its signal mask (and SIGPIPE is ignored)
 
   const auto parsed = common::parse_daemon_arguments("outbox-relay", usage, argc, argv);
   if (const auto* exit_code = std::get_if<int>(&parsed)) return *exit_code;
@@ -48,7 +46,7 @@ int main(int argc, char** argv) {
 
   common::init_logging("outbox-relay", config.log_level);
   try {
-    relay::service service(std::move(config), args.config_path, signals);
+    relay::service service(std::move(config), args.config_path, daemon);
     return service.run();
   } catch (const std::exception& e) {
     spdlog::critical("outbox-relay failed: {}", e.what());

@@ -127,7 +127,7 @@ sent_batch service::impl::send(claimed_batch batch, clock_type::time_point claim
 bool service::impl::may_claim_ahead() {
   const auto now = clock_type::now();
   return !stopping() && broker_up && now < next_lease_refresh && now < next_gauges &&
-         signals.reload_generation() == reload_generation;
+         !daemon.reload_pending();
 }
 
 void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>& results, batch_outcome& outcome) {
@@ -299,7 +299,7 @@ bool service::impl::keep_waiting() {
   ping();
   if (auto problem = broker->connectivity_problem()) broker_unavailable(*problem);
   if (!stopping()) return true;
-  return clock_type::now() < *stop_deadline;
+  return clock_type::now() < *daemon.stop_deadline();
 }
 
 

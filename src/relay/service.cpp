@@ -22,19 +22,20 @@ namespace {
 constexpr auto status_interval = 1s;
 }  // namespace
 
-service::impl::impl(relay_config c, std::filesystem::path path, common::process_signals& s)
+service::impl::impl(relay_config c, std::filesystem::path path, common::daemon& d)
     : config(std::move(c)),
       config_path(std::move(path)),
-      signals(s),
+      daemon(d),
       database_backoff(config.outbox.broker_backoff, config.outbox.broker_backoff_max),
       broker_backoff(config.outbox.broker_backoff, config.outbox.broker_backoff_max),
       row_backoff(config.outbox.retry_backoff, config.outbox.retry_backoff_max),
-      topic_backoff(config.outbox.broker_backoff, config.outbox.broker_backoff_max),
-      watchdog_interval(common::systemd::watchdog_ping_interval()),
-      reload_generation(s.reload_generation()) {}
+      topic_backoff(config.outbox.broker_backoff, config.outbox.broker_backoff_max) {
+  daemon.on_reload([this] { reload(); });
+  daemon.on_status([this] { return status_text(); }, status_interval);
+}
 
-service::service(relay_config config, std::filesystem::path config_path, common::process_signals& signals)
-    : impl_(std::make_unique<impl>(std::move(config), std::move(config_path), signals)) {}
+service::service(relay_config config, std::filesystem::path config_path, common::daemon& daemon)
+    : impl_(std::make_unique<impl>(std::move(config), std::move(config_path), daemon)) {}
 service::~service() = default;
 int service::run() { return impl_->run(); }
 
@@ -84,7 +85,7 @@ int service::impl::run() {
     ready = true;
     spdlog::info("relay ready: schema {}, batch_size {}, poll_interval {}ms", db->schema(), config.outbox.batch_size,
                  config.outbox.poll_interval.count());
-    common::systemd::notify_ready();
+    daemon.notify_ready();
     break;
   }
 
@@ -142,66 +143,44 @@ int service::impl::run() {
 }
 
 bool service::impl::stopping() {
-  if (!signals.stop_requested()) return false;
-  if (!stop_deadline) {
-    stop_deadline = clock_type::now() + config.outbox.shutdown_timeout;
-    common::systemd::notify_stopping();
-    spdlog::info("stopping: no new claims; finishing the batch in flight within {}ms",
-                 config.outbox.shutdown_timeout.count());
-  }
+  if (!daemon.stop_requested()) return false;
+  daemon.begin_stop(config.outbox.shutdown_timeout, "no new claims; finishing the batch in flight");
   return true;
 }
 
 void service::impl::housekeeping() {
-  if (signals.reload_generation() != reload_generation) {
-    reload_generation = signals.reload_generation();
-    reload();
-  }
-  ping();
+  keep_sessions_alive();
+  daemon.tick();
 }
 
 void service::impl::ping() {
   keep_sessions_alive();
-  const auto now = clock_type::now();
-  if (watchdog_interval && now >= next_watchdog) {
-    common::systemd::notify_watchdog();
-    next_watchdog = now + *watchdog_interval;
-  }
-  if (now >= next_status) {
-    common::systemd::notify_status(status_text());
-    next_status = now + status_interval;
-  }
+  daemon.ping();
 }
 
 void service::impl::pause(std::chrono::milliseconds duration) {
   const auto until = clock_type::now() + duration;
   for (auto now = clock_type::now(); now < until && !stopping(); now = clock_type::now()) {
     housekeeping();
-    signals.wait_for(std::min<std::chrono::milliseconds>(
+    daemon.signals().wait_for(std::min<std::chrono::milliseconds>(
         wait_slice, std::chrono::duration_cast<std::chrono::milliseconds>(until - now) + 1ms));
   }
 }
 
 void service::impl::reload() {
-  if (ready) common::systemd::notify_reloading();
-  try {
-    const auto fresh = load_config(config_path);
-    common::set_log_level(fresh.log_level);
-    config.log_level = fresh.log_level;
-    config.outbox.batch_size = fresh.outbox.batch_size;
-    config.outbox.poll_interval = fresh.outbox.poll_interval;
-    spdlog::info("configuration reloaded: log.level {}, outbox.batch_size {}, outbox.poll_interval {}ms (other keys "
-                 "take effect on restart)",
-                 config.log_level, config.outbox.batch_size, config.outbox.poll_interval.count());
-  } catch (const std::exception& e) {
-    spdlog::error("configuration reload failed, keeping the running values: {}", e.what());
-  }
-  if (ready) common::systemd::notify_ready();
+  const auto fresh = load_config(config_path);  // throws: common::daemon logs it and keeps the running values
+  common::set_log_level(fresh.log_level);
+  config.log_level = fresh.log_level;
+  config.outbox.batch_size = fresh.outbox.batch_size;
+  config.outbox.poll_interval = fresh.outbox.poll_interval;
+  spdlog::info("configuration reloaded: log.level {}, outbox.batch_size {}, outbox.poll_interval {}ms (other keys "
+               "take effect on restart)",
+               config.log_level, config.outbox.batch_size, config.outbox.poll_interval.count());
 }
 
 std::string service::impl::status_text() const {
   std::string state = "ready";
-  if (stop_deadline) {
+  if (daemon.stop_deadline()) {
     state = "stopping";
   } else if (!ready) {
     state = "starting";
@@ -228,7 +207,7 @@ std::string service::impl::health_problem() const {
 int service::impl::shut_down() {
   stopping();  // records the deadline and sends STOPPING=1 if the loop never saw the stop
   const auto left = std::max<std::chrono::milliseconds>(
-      100ms, std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline - clock_type::now()));
+      100ms, std::chrono::duration_cast<std::chrono::milliseconds>(*daemon.stop_deadline() - clock_type::now()));
   if (broker) {
     const auto undelivered = broker->close(left);
     if (undelivered > 0) {

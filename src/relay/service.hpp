@@ -18,15 +18,15 @@
 #include <filesystem>
 #include <memory>
 
-#include "common/signals.hpp"
+#include "common/daemon.hpp"
 #include "relay/config.hpp"
 
 namespace relay {
 
 class service {
  public:
-  /// `config_path` is re-read on SIGHUP. `signals` must outlive the service.
-  service(relay_config config, std::filesystem::path config_path, common::process_signals& signals);
+  /// `config_path` is re-read on SIGHUP. `daemon` (signals, systemd) must outlive the service.
+  service(relay_config config, std::filesystem::path config_path, common::daemon& daemon);
   ~service();
   service(const service&) = delete;
   service& operator=(const service&) = delete;

@@ -18,7 +18,7 @@
 
 #include "common/backoff.hpp"
 #include "common/http_server.hpp"
-#include "common/signals.hpp"
+#include "common/daemon.hpp"
 #include "relay/config.hpp"
 #include "relay/leases.hpp"
 #include "relay/metrics.hpp"
@@ -64,7 +64,7 @@ struct blocked_topic {
 };
 
 struct service::impl {
-  impl(relay_config c, std::filesystem::path path, common::process_signals& s);
+  impl(relay_config c, std::filesystem::path path, common::daemon& d);
 
   int run();
 
@@ -109,7 +109,7 @@ struct service::impl {
 
   relay_config config;
   std::filesystem::path config_path;
-  common::process_signals& signals;
+  common::daemon& daemon;
   relay_metrics metrics;
   std::unique_ptr<publisher> broker;
   std::unique_ptr<common::http::server> http;
@@ -132,14 +132,9 @@ struct service::impl {
 
   std::optional<clock_type::time_point> database_down_since;
   std::optional<clock_type::time_point> broker_down_since;
-  std::optional<clock_type::time_point> stop_deadline;
   std::optional<clock_type::time_point> retry_due;  // earliest next attempt of a rejected row or blocked topic
-  std::optional<std::chrono::milliseconds> watchdog_interval;
-  std::uint64_t reload_generation;
   clock_type::time_point next_lease_refresh{};
   clock_type::time_point next_gauges{};
-  clock_type::time_point next_status{};
-  clock_type::time_point next_watchdog{};
   clock_type::time_point next_keep_alive{};
 
   std::uint64_t published_total = 0;
