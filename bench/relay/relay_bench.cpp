@@ -231,7 +231,8 @@ int drain(const options& o) {
   const auto deadline = start + 30min;
   std::int64_t peak_rss_kib = 0;
   for (;;) {
-    const bool empty = pqxx::nontransaction(db).exec1("SELECT NOT EXISTS (SELECT 1 FROM outbox_messages)")[0].as<bool>();
+    const bool empty =
+        pqxx::nontransaction(db).exec1("SELECT NOT EXISTS (SELECT 1 FROM outbox_messages)")[0].as<bool>();
     if (empty) break;
     for (auto& relay : relays) {
       if (!relay->running()) throw std::runtime_error("outbox-relay exited during the drain:\n" + relay->log());
@@ -250,9 +251,10 @@ int drain(const options& o) {
   for (auto& relay : relays) relay->signal(SIGTERM);
   for (auto& relay : relays) relay->wait(60s);
   const auto published = topic_size(topic);
-  fmt::print("# {} relay(s) drained {} rows in {:.2f}s: {:.0f} msgs/s; peak VmHWM {} KiB, relay CPU {:.1f}s; "
-             "{} messages in the topic\n",
-             o.relays, o.rows, elapsed, static_cast<double>(o.rows) / elapsed, hwm_kib, cpu, published);
+  fmt::print(
+      "# {} relay(s) drained {} rows in {:.2f}s: {:.0f} msgs/s; peak VmHWM {} KiB, relay CPU {:.1f}s; "
+      "{} messages in the topic\n",
+      o.relays, o.rows, elapsed, static_cast<double>(o.rows) / elapsed, hwm_kib, cpu, published);
   result("rows", o.rows);
   result("relays", static_cast<std::int64_t>(o.relays));
   result("seconds", elapsed);
@@ -261,7 +263,8 @@ int drain(const options& o) {
   result("vm_rss_peak_kib", peak_rss_kib);
   result("relay_cpu_s", cpu);
   result("published", published);
-  if (published < o.rows) throw std::runtime_error(fmt::format("only {} of {} rows reached the topic", published, o.rows));
+  if (published < o.rows)
+    throw std::runtime_error(fmt::format("only {} of {} rows reached the topic", published, o.rows));
   return 0;
 }
 
@@ -308,8 +311,9 @@ int claim_ceiling(const options& o) {
     // Dead letters of other keys, as a system that has had some: the claim's dead_letter_blocks_key
     // probe then walks a real index instead of an empty table.
     pqxx::work tx(db);
-    tx.exec0("INSERT INTO outbox_dead_letters (id, topic, key, payload, headers, created_at, attempts, last_error) "
-             "SELECT -i, 'bench', 'dead-' || i, '', '{}', now(), 5, 'bench' FROM generate_series(1, 1000) AS i");
+    tx.exec0(
+        "INSERT INTO outbox_dead_letters (id, topic, key, payload, headers, created_at, attempts, last_error) "
+        "SELECT -i, 'bench', 'dead-' || i, '', '{}', now(), 5, 'bench' FROM generate_series(1, 1000) AS i");
     tx.commit();
   }
   auto settings = relay::session_settings_for(bench_relay_config().outbox);
@@ -341,11 +345,13 @@ int claim_ceiling(const options& o) {
     ++batches;
   }
   const double elapsed = seconds_since(start);
-  const double claim_ms = std::chrono::duration<double, std::milli>(claiming).count() / std::max(1.0, static_cast<double>(batches));
-  fmt::print("# claim+delete ceiling: {} rows in {} batches of {} in {:.2f}s: {:.0f} rows/s; claim {:.2f} ms/batch "
-             "(dead_letter_blocks_key {})\n",
-             claimed, batches, o.batch_size, elapsed, static_cast<double>(claimed) / elapsed, claim_ms,
-             settings.dead_letter_blocks_key);
+  const double claim_ms =
+      std::chrono::duration<double, std::milli>(claiming).count() / std::max(1.0, static_cast<double>(batches));
+  fmt::print(
+      "# claim+delete ceiling: {} rows in {} batches of {} in {:.2f}s: {:.0f} rows/s; claim {:.2f} ms/batch "
+      "(dead_letter_blocks_key {})\n",
+      claimed, batches, o.batch_size, elapsed, static_cast<double>(claimed) / elapsed, claim_ms,
+      settings.dead_letter_blocks_key);
   result("claim_ms_per_batch", claim_ms);
   result("rows", claimed);
   result("seconds", elapsed);
@@ -448,9 +454,10 @@ class arrival_recorder {
   explicit arrival_recorder(const std::string& topic, int partitions = 6) {
     common::kafka::kafka_config kafka;
     kafka.bootstrap_servers = test_support::require_env("KAFKA_BOOTSTRAP_SERVERS");
-    consumer_ = common::kafka::make_consumer(common::kafka::make_conf(
-        kafka, {{"group.id", test_support::unique_name("bench_latency")}, {"enable.auto.commit", "false"},
-                {"enable.partition.eof", "false"}}));
+    consumer_ = common::kafka::make_consumer(
+        common::kafka::make_conf(kafka, {{"group.id", test_support::unique_name("bench_latency")},
+                                         {"enable.auto.commit", "false"},
+                                         {"enable.partition.eof", "false"}}));
     common::kafka::partition_list assignment(rd_kafka_topic_partition_list_new(partitions));
     for (int p = 0; p < partitions; ++p) {
       rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -526,8 +533,8 @@ double histogram_quantile(const std::string& exposition, const std::string& name
 
 void print_latencies(const std::string& name, const std::string& label, std::vector<std::int64_t> us) {
   auto ms = [&](double q) { return percentile(us, q) / 1000.0; };
-  fmt::print("# {}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n", label, ms(0.5),
-             ms(0.9), ms(0.99), ms(1.0), us.size());
+  fmt::print("# {}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n", label, ms(0.5), ms(0.9),
+             ms(0.99), ms(1.0), us.size());
   result(name + "p50_ms", ms(0.5));
   result(name + "p90_ms", ms(0.9));
   result(name + "p99_ms", ms(0.99));
@@ -562,10 +569,11 @@ int latency(const options& o) {
   for (int w = 0; w < o.writers; ++w) {
     writers.emplace_back([&, w] {
       auto db = schema.connect();
-      db.prepare("insert", fmt::format("INSERT INTO outbox_messages (topic, key, payload, headers) "
-                                       "SELECT $1, 'user-' || (i % 1000), {}, $3::jsonb FROM (SELECT $2::bigint AS i) s "
-                                       "RETURNING id, floor(extract(epoch FROM created_at) * 1000000)::bigint",
-                                       payload_sql));
+      db.prepare("insert",
+                 fmt::format("INSERT INTO outbox_messages (topic, key, payload, headers) "
+                             "SELECT $1, 'user-' || (i % 1000), {}, $3::jsonb FROM (SELECT $2::bigint AS i) s "
+                             "RETURNING id, floor(extract(epoch FROM created_at) * 1000000)::bigint",
+                             payload_sql));
       auto& out = per_writer[static_cast<std::size_t>(w)];
       // Writers are staggered across the period so that rows arrive evenly.
       auto next = start + period * w / o.writers;

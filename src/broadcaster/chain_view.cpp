@@ -42,8 +42,8 @@ chain_snapshot read_chain(eth_rpc& rpc, const chain::address& account, std::uint
     out.final_count = 0;  // the chain is not that long yet: nothing is final
   } else {
     const auto final_block = to_quantity(out.head - confirmations + 1);
-    out.final_count = u64(rpc.call("eth_getTransactionCount", json::array({who, final_block})),
-                          "eth_getTransactionCount");
+    out.final_count =
+        u64(rpc.call("eth_getTransactionCount", json::array({who, final_block})), "eth_getTransactionCount");
   }
   // A node behind a load balancer may answer from two backends: never believe more is final than mined.
   if (out.final_count > out.mined_count) out.final_count = out.mined_count;

@@ -33,10 +33,12 @@ confirmation_tracker::confirmation_tracker(const settings& config, processor& wo
     : config_(config), worker_(worker), pool_(pool), metrics_(counters), health_(status), signals_(signals) {}
 
 void confirmation_tracker::run() {
-  spdlog::info("confirmation tracker: every {}, confirming at {} block(s) deep, replacing versions not mined after "
-               "{}, re-driving pending withdrawals older than {}",
-               common::format_duration(config_.chain.confirm_poll_interval), config_.chain.confirmations,
-               common::format_duration(config_.chain.rebroadcast_after), common::format_duration(config_.reconcile.pending_after));
+  spdlog::info(
+      "confirmation tracker: every {}, confirming at {} block(s) deep, replacing versions not mined after "
+      "{}, re-driving pending withdrawals older than {}",
+      common::format_duration(config_.chain.confirm_poll_interval), config_.chain.confirmations,
+      common::format_duration(config_.chain.rebroadcast_after),
+      common::format_duration(config_.reconcile.pending_after));
   while (!signals_.stop_requested()) {
     health_.beat(loop_name);
     try {
@@ -240,9 +242,10 @@ void confirmation_tracker::drive_sending(const store::open_withdrawal& w, const 
     if (auto cancel = worker_.replace(w, store::version_kind::cancel, latest, false)) {
       send(*cancel, false);
     } else {
-      spdlog::warn("withdrawal {}: cannot sign its cancel: a +10 % replacement of {} would exceed "
-                   "chain.max_fee_per_gas_cap",
-                   w.id, latest.tx_hash);
+      spdlog::warn(
+          "withdrawal {}: cannot sign its cancel: a +10 % replacement of {} would exceed "
+          "chain.max_fee_per_gas_cap",
+          w.id, latest.tx_hash);
     }
     return;
   }
@@ -276,13 +279,14 @@ void confirmation_tracker::send(const store::version_row& version, bool again) {
       }
       return;
     case send_outcome::transient:
-      throw rpc_unavailable(fmt::format("sending tx {} of withdrawal {}: {}", version.tx_hash, version.withdrawal_id,
-                                        sent.message));
+      throw rpc_unavailable(
+          fmt::format("sending tx {} of withdrawal {}: {}", version.tx_hash, version.withdrawal_id, sent.message));
     case send_outcome::rejected:
       metrics_.failure(failure_reason::rejected);
-      spdlog::warn("withdrawal {}: the node refused tx {}: {}. Retried; refunded only if the chain uses the nonce "
-                   "for another transaction",
-                   version.withdrawal_id, version.tx_hash, sent.message);
+      spdlog::warn(
+          "withdrawal {}: the node refused tx {}: {}. Retried; refunded only if the chain uses the nonce "
+          "for another transaction",
+          version.withdrawal_id, version.tx_hash, sent.message);
       return;
   }
 }
@@ -294,12 +298,12 @@ void confirmation_tracker::reconcile_pending(const std::vector<std::int64_t>& id
     if (signals_.stop_requested()) return;
     if (reconciled_.contains(id)) continue;
     reconciled_[id] = now;
-    spdlog::warn("withdrawal {} pending for more than {} (its event was lost, dead-lettered or is late) or cancelled: "
-                 "processing it from the database",
-                 id, common::format_duration(config_.reconcile.pending_after));
+    spdlog::warn(
+        "withdrawal {} pending for more than {} (its event was lost, dead-lettered or is late) or cancelled: "
+        "processing it from the database",
+        id, common::format_duration(config_.reconcile.pending_after));
     const auto result = worker_.process_withdrawal(id, nullptr);
-    spdlog::info("withdrawal {}: {}{}{}", id, to_string(result.what), result.reason.empty() ? "" : ": ",
-                 result.reason);
+    spdlog::info("withdrawal {}: {}{}{}", id, to_string(result.what), result.reason.empty() ? "" : ": ", result.reason);
   }
 }
 

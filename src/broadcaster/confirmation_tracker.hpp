@@ -58,8 +58,7 @@ class confirmation_tracker {
 
   receipt_map fetch_receipts(const std::vector<store::open_withdrawal>& open, const chain_snapshot& chain);
   /// Steps 3's first three cases; true when the withdrawal is mined or settled (nothing to send).
-  bool settle(const store::open_withdrawal& w, const chain_snapshot& chain, const receipt_map& receipts,
-              bool& reorged);
+  bool settle(const store::open_withdrawal& w, const chain_snapshot& chain, const receipt_map& receipts, bool& reorged);
   void drive_sending(const store::open_withdrawal& w, const chain_snapshot& chain, bool resend_now);
   void send(const store::version_row& version, bool again);
   void reconcile_pending(const std::vector<std::int64_t>& ids);

@@ -157,7 +157,8 @@ json result_of(json& reply, std::string_view method, const std::string& url) {
     throw rpc_error(code, message);
   }
   const auto result = reply.find("result");
-  if (result == reply.end()) throw rpc_unavailable(fmt::format("eth node {}: {} answered without a result", url, method));
+  if (result == reply.end())
+    throw rpc_unavailable(fmt::format("eth node {}: {} answered without a result", url, method));
   return std::move(*result);
 }
 

@@ -73,15 +73,15 @@ std::string to_quantity(const chain::uint256& value);
 
 /// How the node answered eth_sendRawTransaction.
 enum class send_outcome {
-  sent,            // accepted now
-  already_known,   // the node (or the chain) already has this exact transaction: counts as sent
-  rejected,        // refused for good (insufficient funds, intrinsic gas too low, nonce taken by another tx, ...)
-  transient,       // try again later (node unreachable, timeout, 5xx, pool full)
+  sent,           // accepted now
+  already_known,  // the node (or the chain) already has this exact transaction: counts as sent
+  rejected,       // refused for good (insufficient funds, intrinsic gas too low, nonce taken by another tx, ...)
+  transient,      // try again later (node unreachable, timeout, 5xx, pool full)
 };
 
 struct send_result {
   send_outcome outcome = send_outcome::transient;
-  std::string message;  // the node's error text (empty when sent)
+  std::string message;         // the node's error text (empty when sent)
   bool nonce_too_low = false;  // rejected because the sender's nonce moved past ours
 };
 

@@ -10,7 +10,8 @@ process_result handle_event(processor& worker, metrics& counters, const inbound_
   if (const auto type = event.headers.find(std::string(events::event_type_header));
       type != event.headers.end() && type->second != events::withdrawal_created_type) {
     spdlog::warn("{}: unsupported event-type \"{}\"", event.origin, type->second);
-    return {outcome::dead_letter, std::nullopt,
+    return {outcome::dead_letter,
+            std::nullopt,
             fmt::format("unsupported event-type \"{}\": expected {}", type->second, events::withdrawal_created_type),
             {}};
   }

@@ -41,17 +41,17 @@ class kafka_source final : public event_source {
   kafka_source(const settings& config, processor& worker, metrics& counters, health& status,
                common::process_signals& signals)
       : config_(config), worker_(worker), metrics_(counters), health_(status), signals_(signals) {
-    auto consumer_conf = common::kafka::make_conf(
-        config.kafka, {{"group.id", config.consumer.group},
-                       {"client.id", "broadcaster-worker"},
-                       {"partition.assignment.strategy", "cooperative-sticky"},
-                       {"enable.auto.commit", "true"},
-                       {"auto.commit.interval.ms", "1000"},
-                       {"enable.auto.offset.store", "false"},
-                       {"auto.offset.reset", "earliest"},
-                       {"session.timeout.ms", "10000"},
-                       {"heartbeat.interval.ms", "2000"},
-                       {"enable.partition.eof", "false"}});
+    auto consumer_conf =
+        common::kafka::make_conf(config.kafka, {{"group.id", config.consumer.group},
+                                                {"client.id", "broadcaster-worker"},
+                                                {"partition.assignment.strategy", "cooperative-sticky"},
+                                                {"enable.auto.commit", "true"},
+                                                {"auto.commit.interval.ms", "1000"},
+                                                {"enable.auto.offset.store", "false"},
+                                                {"auto.offset.reset", "earliest"},
+                                                {"session.timeout.ms", "10000"},
+                                                {"heartbeat.interval.ms", "2000"},
+                                                {"enable.partition.eof", "false"}});
     rd_kafka_conf_set_rebalance_cb(consumer_conf.get(), &kafka_source::on_rebalance);
     rd_kafka_conf_set_error_cb(consumer_conf.get(), &kafka_source::on_error);
     common::kafka::log_to_spdlog(consumer_conf.get());
@@ -74,8 +74,8 @@ class kafka_source final : public event_source {
     common::kafka::partition_list topics(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(topics.get(), config.consumer.topic.c_str(), RD_KAFKA_PARTITION_UA);
     if (const auto err = rd_kafka_subscribe(consumer_.get(), topics.get()); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      throw std::runtime_error(fmt::format("kafka: cannot subscribe to {}: {}", config.consumer.topic,
-                                           rd_kafka_err2str(err)));
+      throw std::runtime_error(
+          fmt::format("kafka: cannot subscribe to {}: {}", config.consumer.topic, rd_kafka_err2str(err)));
     }
   }
 
@@ -136,8 +136,9 @@ class kafka_source final : public event_source {
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       spdlog::info("kafka: revoking {}", partitions_text(partitions));
       if (rd_kafka_assignment_lost(rk)) {
-        spdlog::warn("kafka: assignment lost (session expired): its stored offsets cannot be committed; "
-                     "events after the last commit will be redelivered and skipped as duplicates");
+        spdlog::warn(
+            "kafka: assignment lost (session expired): its stored offsets cannot be committed; "
+            "events after the last commit will be redelivered and skipped as duplicates");
       } else {
         self->commit_stored("revoke");
       }
@@ -193,8 +194,8 @@ class kafka_source final : public event_source {
     common::kafka::queue results(rd_kafka_queue_new(consumer_.get()));
     auto err = rd_kafka_commit_queue(consumer_.get(), nullptr, results.get(), nullptr, nullptr);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      common::kafka::event done(rd_kafka_queue_poll(results.get(), static_cast<int>(
-                                                                       std::chrono::milliseconds(commit_timeout).count())));
+      common::kafka::event done(
+          rd_kafka_queue_poll(results.get(), static_cast<int>(std::chrono::milliseconds(commit_timeout).count())));
       if (!done) {
         spdlog::warn("kafka: offset commit ({}) did not finish within {} s", why, commit_timeout.count());
         return false;
@@ -233,8 +234,8 @@ class kafka_source final : public event_source {
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
       std::array<char, 512> reason{};
       const auto original = rd_kafka_fatal_error(consumer_.get(), reason.data(), reason.size());
-      throw std::runtime_error(fmt::format("kafka: fatal consumer error {}: {}", rd_kafka_err2name(original),
-                                           reason.data()));
+      throw std::runtime_error(
+          fmt::format("kafka: fatal consumer error {}: {}", rd_kafka_err2name(original), reason.data()));
     }
     const std::string text = m->rkt != nullptr
                                  ? fmt::format("kafka: {} ({}): {}", rd_kafka_err2name(m->err),
@@ -310,7 +311,8 @@ class kafka_source final : public event_source {
       fields[4].u.headers = headers.get();
       fields[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
       fields[5].u.ptr = reinterpret_cast<void*>(token);
-      const common::kafka::error_object produce_error(rd_kafka_produceva(producer_.get(), fields.data(), fields.size()));
+      const common::kafka::error_object produce_error(
+          rd_kafka_produceva(producer_.get(), fields.data(), fields.size()));
       if (produce_error) {
         deliveries_.erase(token);
         failure = rd_kafka_error_string(produce_error.get());
@@ -394,7 +396,8 @@ class kafka_source final : public event_source {
   common::process_signals& signals_;
   common::kafka::handle consumer_;
   common::kafka::handle producer_;
-  std::map<std::uintptr_t, delivery> deliveries_;  // touched only on the run() thread (dr callbacks run in rd_kafka_poll)
+  std::map<std::uintptr_t, delivery>
+      deliveries_;  // touched only on the run() thread (dr callbacks run in rd_kafka_poll)
   std::uintptr_t next_token_ = 0;
   std::string last_error_;
   clock::time_point last_error_at_{};

@@ -27,8 +27,8 @@ metrics::metrics(prometheus::Registry& registry)
       dead_letters(counter(registry, "broadcaster_dead_letters_total", "Events published to the dead-letter topic")),
       fee_bumps(counter(registry, "broadcaster_fee_bumps_total",
                         "Replacement versions signed with higher fees (payments not mined in time, and cancels)")),
-      reorgs(counter(registry, "broadcaster_reorgs_total",
-                     "Versions seen mined whose block a reorg removed or replaced")),
+      reorgs(
+          counter(registry, "broadcaster_reorgs_total", "Versions seen mined whose block a reorg removed or replaced")),
       failures(prometheus::BuildCounter()
                    .Name("broadcaster_failures_total")
                    .Help("Failures by reason. Refunded: reverted, nonce_taken, cancelled, dead_letter (a pending "

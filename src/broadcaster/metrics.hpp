@@ -20,9 +20,9 @@ inline constexpr std::string_view rejected = "rejected";
 inline constexpr std::string_view reverted = "reverted";        // mined with status 0 at depth: refunded
 inline constexpr std::string_view nonce_taken = "nonce_taken";  // another transaction used the nonce at depth: refunded
 inline constexpr std::string_view cancelled = "cancelled";      // operator cancel final at depth: refunded
-inline constexpr std::string_view node_unavailable = "node_unavailable";  // transient RPC failure (retried)
+inline constexpr std::string_view node_unavailable = "node_unavailable";          // transient RPC failure (retried)
 inline constexpr std::string_view database_unavailable = "database_unavailable";  // transient DB failure (retried)
-inline constexpr std::string_view internal = "internal";                  // unexpected error
+inline constexpr std::string_view internal = "internal";                          // unexpected error
 }  // namespace failure_reason
 
 /// Labels of broadcaster_events_skipped_total{reason}.

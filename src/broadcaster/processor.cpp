@@ -15,13 +15,20 @@ namespace broadcaster {
 
 std::string_view to_string(outcome value) noexcept {
   switch (value) {
-    case outcome::broadcast: return "broadcast";
-    case outcome::duplicate: return "duplicate";
-    case outcome::held: return "held";
-    case outcome::skipped: return "skipped";
-    case outcome::refunded: return "refunded";
-    case outcome::dead_letter: return "dead_letter";
-    case outcome::interrupted: return "interrupted";
+    case outcome::broadcast:
+      return "broadcast";
+    case outcome::duplicate:
+      return "duplicate";
+    case outcome::held:
+      return "held";
+    case outcome::skipped:
+      return "skipped";
+    case outcome::refunded:
+      return "refunded";
+    case outcome::dead_letter:
+      return "dead_letter";
+    case outcome::interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -33,7 +40,9 @@ struct processor::attempt_result {
   std::string_view transient_reason = failure_reason::node_unavailable;
 
   static attempt_result finished(process_result r) { return {std::move(r), false, {}, {}}; }
-  static attempt_result retry(std::string why, std::string_view reason) { return {std::nullopt, false, std::move(why), reason}; }
+  static attempt_result retry(std::string why, std::string_view reason) {
+    return {std::nullopt, false, std::move(why), reason};
+  }
 };
 
 namespace {
@@ -78,8 +87,8 @@ chain::uint256 wei(const std::string& decimal) {
 }  // namespace
 
 processor::processor(const settings& config, std::uint64_t chain_id, const chain::private_key& key,
-                     common::connection_pool& pool, metrics& counters, health& status,
-                     common::process_signals& signals, std::string loop)
+                     common::connection_pool& pool, metrics& counters, health& status, common::process_signals& signals,
+                     std::string loop)
     : config_(config),
       chain_id_(chain_id),
       key_(key),
@@ -195,8 +204,8 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
   {
     auto lease = pool_.acquire();  // released before sending: send() needs one of its own
     pqxx::work tx(*lease);
-    const auto row = which == selector::by_id ? store::lock_withdrawal(tx, id)
-                                              : store::lock_next_pending(tx, config_.chain.name);
+    const auto row =
+        which == selector::by_id ? store::lock_withdrawal(tx, id) : store::lock_next_pending(tx, config_.chain.name);
     if (!row) {
       tx.commit();
       if (which == selector::next_pending) return {std::nullopt, true, {}, {}};
@@ -221,8 +230,7 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
     chain::uint256 value = 0;
     if (problem.empty() && row->status == withdrawal_status::pending) problem = unpayable(*row, to, value);
     if (!problem.empty()) {
-      const bool failed =
-          row->status == withdrawal_status::pending && store::fail_and_refund(tx, id, problem, false);
+      const bool failed = row->status == withdrawal_status::pending && store::fail_and_refund(tx, id, problem, false);
       tx.commit();
       spdlog::warn("withdrawal {}: {}{}", id, problem, failed ? "; failed and refunded" : "");
       return attempt_result::finished(dead_letter(id, problem));
@@ -252,9 +260,9 @@ processor::attempt_result processor::attempt(selector which, std::int64_t id, co
                                      failure_reason::database_unavailable);
       }
       const auto signed_tx = build_and_sign(config_.chain, {chain_id_, *nonce, to, value}, fees, key_);
-      const store::new_version first{store::version_kind::payment,     *nonce,
-                                     chain::to_hex(signed_tx.hash),    chain::to_hex(signed_tx.raw, false),
-                                     fees.max_fee_per_gas.str(),       fees.max_priority_fee_per_gas.str()};
+      const store::new_version first{store::version_kind::payment,  *nonce,
+                                     chain::to_hex(signed_tx.hash), chain::to_hex(signed_tx.raw, false),
+                                     fees.max_fee_per_gas.str(),    fees.max_priority_fee_per_gas.str()};
       const auto version_id = store::mark_signed(tx, id, from_text_, first);
       if (!version_id) throw std::logic_error("withdrawal left status pending while locked");
       tx.commit();
@@ -324,9 +332,9 @@ processor::attempt_result processor::send(const store::version_row& version, boo
   const auto id = version.withdrawal_id;
   switch (sent.outcome) {
     case send_outcome::transient:
-      return attempt_result::retry(fmt::format("withdrawal {}: broadcast of {} failed: {}", id, version.tx_hash,
-                                               sent.message),
-                                   failure_reason::node_unavailable);
+      return attempt_result::retry(
+          fmt::format("withdrawal {}: broadcast of {} failed: {}", id, version.tx_hash, sent.message),
+          failure_reason::node_unavailable);
     case send_outcome::sent:
     case send_outcome::already_known:
       return attempt_result::finished({outcome::broadcast, id, {}, version.tx_hash});

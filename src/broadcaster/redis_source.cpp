@@ -59,7 +59,8 @@ class redis_source final : public event_source {
 
   void run() override {
     spdlog::info("consuming stream {} in group {} as consumer {} (claiming entries idle > {}; dead letters to {})",
-                 stream_, group_, consumer_, common::format_duration(config_.redis.claim_idle), config_.consumer.dlq_topic);
+                 stream_, group_, consumer_, common::format_duration(config_.redis.claim_idle),
+                 config_.consumer.dlq_topic);
     common::backoff delay(config_.consumer.retry_backoff, config_.consumer.retry_backoff_max);
     const auto claim_interval = std::max<std::chrono::milliseconds>(config_.redis.claim_idle / 2, 1s);
     auto next_claim = clock::now();
@@ -112,9 +113,7 @@ class redis_source final : public event_source {
   }
 
  private:
-  void connect(std::chrono::milliseconds timeout) {
-    connection_.emplace(endpoint_, timeout);
-  }
+  void connect(std::chrono::milliseconds timeout) { connection_.emplace(endpoint_, timeout); }
 
   void ensure_group() {
     const reply r = connection_->command({"XGROUP", "CREATE", stream_, group_, "0", "MKSTREAM"});
@@ -142,8 +141,8 @@ class redis_source final : public event_source {
   bool read_own_pending() {
     std::string after = "0";
     for (;;) {
-      const reply r = connection_->command(
-          {"XREADGROUP", "GROUP", group_, consumer_, "COUNT", batch, "STREAMS", stream_, after});
+      const reply r =
+          connection_->command({"XREADGROUP", "GROUP", group_, consumer_, "COUNT", batch, "STREAMS", stream_, after});
       if (r.is_error()) throw std::runtime_error("XREADGROUP (own pending): " + r.text);
       const reply* entries = entries_of(r);
       if (entries == nullptr || entries->elements.empty()) return true;
@@ -168,9 +167,8 @@ class redis_source final : public event_source {
       cursor = r.elements[0].text;
       const reply& entries = r.elements[1];
       if (!entries.elements.empty()) {
-        spdlog::warn("redis: claimed {} entr{} idle for more than {} (their consumer is gone)",
-                     entries.elements.size(), entries.elements.size() == 1 ? "y" : "ies",
-                     common::format_duration(config_.redis.claim_idle));
+        spdlog::warn("redis: claimed {} entr{} idle for more than {} (their consumer is gone)", entries.elements.size(),
+                     entries.elements.size() == 1 ? "y" : "ies", common::format_duration(config_.redis.claim_idle));
       }
       for (const reply& entry : entries.elements) {
         if (!process_entry(entry)) return false;
@@ -271,11 +269,13 @@ class redis_source final : public event_source {
     }
     const reply exec = connection_->read_reply();
     if (!failure.empty() || exec.type != reply::kind::array) {
-      throw std::runtime_error(fmt::format("dead letter to {} failed: {}", config_.consumer.dlq_topic,
-                                           failure.empty() ? (exec.is_error() ? exec.text : "transaction aborted") : failure));
+      throw std::runtime_error(
+          fmt::format("dead letter to {} failed: {}", config_.consumer.dlq_topic,
+                      failure.empty() ? (exec.is_error() ? exec.text : "transaction aborted") : failure));
     }
     for (const reply& step : exec.elements) {
-      if (step.is_error()) throw std::runtime_error(fmt::format("dead letter to {} failed: {}", config_.consumer.dlq_topic, step.text));
+      if (step.is_error())
+        throw std::runtime_error(fmt::format("dead letter to {} failed: {}", config_.consumer.dlq_topic, step.text));
     }
     metrics_.dead_letters.Increment();
     metrics_.failure(failure_reason::dead_letter);

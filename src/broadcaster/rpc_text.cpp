@@ -14,8 +14,9 @@ namespace broadcaster {
 rpc_endpoint parse_rpc_url(const std::string& url) {
   constexpr std::string_view scheme = "http://";
   if (url.rfind("https://", 0) == 0) {
-    throw std::invalid_argument("https:// is not supported: point it at the node over http:// on a private network, "
-                                "or at a local TLS-terminating proxy");
+    throw std::invalid_argument(
+        "https:// is not supported: point it at the node over http:// on a private network, "
+        "or at a local TLS-terminating proxy");
   }
   if (url.rfind(scheme, 0) != 0) {
     throw std::invalid_argument(fmt::format("expected http://host[:port][/path], got \"{}\"", url));
@@ -132,17 +133,17 @@ send_error_kind classify_send_error(std::int64_t code, std::string_view message)
   const std::string m = lower(message);
   // geth: "already known"; parity/openethereum: "known transaction", "already imported";
   // nethermind: "AlreadyKnown"; anvil/reth: "transaction already imported", "already known".
-  if (contains_any(m, {"already known", "alreadyknown", "known transaction", "already imported",
-                       "already exists", "already in the pool", "already in pool"})) {
+  if (contains_any(m, {"already known", "alreadyknown", "known transaction", "already imported", "already exists",
+                       "already in the pool", "already in pool"})) {
     return send_error_kind::already_known;
   }
   if (contains_any(m, {"nonce too low", "nonce is too low", "oldnonce", "nonce has already been used"})) {
     return send_error_kind::nonce_too_low;
   }
   // Congestion and rate limits say nothing about the transaction itself.
-  if (code == -32005 || contains_any(m, {"txpool is full", "pool is full", "too many", "rate limit", "limit exceeded",
-                                         "try again", "timeout", "timed out", "temporarily", "busy",
-                                         "header not found", "service unavailable"})) {
+  if (code == -32005 ||
+      contains_any(m, {"txpool is full", "pool is full", "too many", "rate limit", "limit exceeded", "try again",
+                       "timeout", "timed out", "temporarily", "busy", "header not found", "service unavailable"})) {
     return send_error_kind::transient;
   }
   return send_error_kind::permanent;

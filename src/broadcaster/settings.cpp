@@ -46,7 +46,7 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
   s.database = common::parse_database_config(reader, "broadcaster-worker");
 
   s.source = reader.get_choice("source.mode", "events", {"events", "db-poll"}) == "db-poll" ? source_mode::db_poll
-                                                                                           : source_mode::events;
+                                                                                            : source_mode::events;
   s.poll_interval = reader.get_duration("source.poll_interval", s.poll_interval, 10ms, 1h);
 
   s.mq = common::parse_mq_type(reader);
@@ -60,10 +60,11 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
   }
 
   if (s.kafka.properties.contains("sasl.password")) {
-    throw common::config_error("kafka.properties.sasl.password",
-                               "kafka.properties.sasl.password: secrets never sit in the configuration; give the "
-                               "password in BROADCASTER_KAFKA_SASL_PASSWORD, in a file named by "
-                               "BROADCASTER_KAFKA_SASL_PASSWORD_FILE, or as the systemd credential kafka-sasl-password");
+    throw common::config_error(
+        "kafka.properties.sasl.password",
+        "kafka.properties.sasl.password: secrets never sit in the configuration; give the "
+        "password in BROADCASTER_KAFKA_SASL_PASSWORD, in a file named by "
+        "BROADCASTER_KAFKA_SASL_PASSWORD_FILE, or as the systemd credential kafka-sasl-password");
   }
   if (const auto password = common::read_secret("kafka-sasl-password", "BROADCASTER_KAFKA_SASL_PASSWORD", env);
       !password.empty()) {
@@ -102,8 +103,7 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
   }
   ch.chain_id = static_cast<std::uint64_t>(reader.get_int("chain.chain_id", 0, 0, 0x7fffffffffffffff));
   ch.name = reader.get_string("chain.name", ch.name);
-  if (ch.name.empty() || ch.name.size() > 32 ||
-      !std::all_of(ch.name.begin(), ch.name.end(), [](char ch_) {
+  if (ch.name.empty() || ch.name.size() > 32 || !std::all_of(ch.name.begin(), ch.name.end(), [](char ch_) {
         return std::islower(static_cast<unsigned char>(ch_)) || std::isdigit(static_cast<unsigned char>(ch_)) ||
                ch_ == '-' || ch_ == '_';
       })) {
@@ -153,8 +153,7 @@ settings parse_settings(common::config_reader& reader, const common::env_lookup&
                                "chain.max_priority_fee_per_gas must not exceed chain.max_fee_per_gas_cap");
   }
 
-  s.reconcile.pending_after =
-      reader.get_duration("reconcile.pending_after", s.reconcile.pending_after, 1s, 7 * 24h);
+  s.reconcile.pending_after = reader.get_duration("reconcile.pending_after", s.reconcile.pending_after, 1s, 7 * 24h);
 
   s.http = common::http::parse_server_config(reader, 9102);
   s.http.threads = 1;
@@ -175,8 +174,9 @@ chain::private_key load_signing_key(const common::env_lookup& env) {
     return chain::private_key(key.reveal());
   } catch (const std::invalid_argument& e) {
     // chain::private_key never quotes the text in its message.
-    throw common::config_error("BROADCASTER_SIGNING_KEY",
-                               fmt::format("BROADCASTER_SIGNING_KEY is not a valid secp256k1 private key: {}", e.what()));
+    throw common::config_error(
+        "BROADCASTER_SIGNING_KEY",
+        fmt::format("BROADCASTER_SIGNING_KEY is not a valid secp256k1 private key: {}", e.what()));
   }
 }
 

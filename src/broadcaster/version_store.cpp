@@ -43,12 +43,13 @@ std::string id_array(const std::vector<std::int64_t>& ids) {
 std::int64_t insert_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& v,
                             bool about_to_send) {
   return tx
-      .exec_params1("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx,"
-                    " max_fee_per_gas, max_priority_fee_per_gas, sent_at, last_sent_at)"
-                    " VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::numeric, $7::numeric,"
-                    " CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN now() END) RETURNING id",
-                    withdrawal_id, std::string(to_sql(v.kind)), static_cast<std::int64_t>(v.nonce), v.tx_hash,
-                    v.raw_tx_hex, v.max_fee_per_gas, v.max_priority_fee_per_gas, about_to_send)[0]
+      .exec_params1(
+          "INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx,"
+          " max_fee_per_gas, max_priority_fee_per_gas, sent_at, last_sent_at)"
+          " VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6::numeric, $7::numeric,"
+          " CASE WHEN $8 THEN now() END, CASE WHEN $8 THEN now() END) RETURNING id",
+          withdrawal_id, std::string(to_sql(v.kind)), static_cast<std::int64_t>(v.nonce), v.tx_hash, v.raw_tx_hex,
+          v.max_fee_per_gas, v.max_priority_fee_per_gas, about_to_send)[0]
       .as<std::int64_t>();
 }
 
@@ -70,17 +71,19 @@ std::optional<std::int64_t> mark_signed(pqxx::transaction_base& tx, std::int64_t
 std::int64_t add_version(pqxx::transaction_base& tx, std::int64_t withdrawal_id, const new_version& version) {
   const auto id = insert_version(tx, withdrawal_id, version, true);
   if (version.kind == version_kind::payment) {
-    tx.exec_params("UPDATE withdrawals SET raw_tx = decode($2, 'hex'), tx_hash = $3, updated_at = now()"
-                   " WHERE id = $1 AND status IN ('signed', 'broadcast')",
-                   withdrawal_id, version.raw_tx_hex, version.tx_hash);
+    tx.exec_params(
+        "UPDATE withdrawals SET raw_tx = decode($2, 'hex'), tx_hash = $3, updated_at = now()"
+        " WHERE id = $1 AND status IN ('signed', 'broadcast')",
+        withdrawal_id, version.raw_tx_hex, version.tx_hash);
   }
   return id;
 }
 
 void record_send_attempt(pqxx::transaction_base& tx, std::int64_t version_id) {
-  tx.exec_params("UPDATE withdrawal_transactions SET sent_at = coalesce(sent_at, now()), last_sent_at = now()"
-                 " WHERE id = $1",
-                 version_id);
+  tx.exec_params(
+      "UPDATE withdrawal_transactions SET sent_at = coalesce(sent_at, now()), last_sent_at = now()"
+      " WHERE id = $1",
+      version_id);
 }
 
 std::vector<version_row> versions_of(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
@@ -97,15 +100,17 @@ std::vector<version_row> versions_of(pqxx::transaction_base& tx, const std::vect
 
 void record_mined(pqxx::transaction_base& tx, std::int64_t version_id, std::uint64_t block_number,
                   const std::string& block_hash, bool success) {
-  tx.exec_params("UPDATE withdrawal_transactions SET mined_block_number = $2, mined_block_hash = $3, mined_success = $4"
-                 " WHERE id = $1",
-                 version_id, static_cast<std::int64_t>(block_number), block_hash, success);
+  tx.exec_params(
+      "UPDATE withdrawal_transactions SET mined_block_number = $2, mined_block_hash = $3, mined_success = $4"
+      " WHERE id = $1",
+      version_id, static_cast<std::int64_t>(block_number), block_hash, success);
 }
 
 void clear_mined(pqxx::transaction_base& tx, std::int64_t version_id) {
-  tx.exec_params("UPDATE withdrawal_transactions SET mined_block_number = NULL, mined_block_hash = NULL,"
-                 " mined_success = NULL WHERE id = $1",
-                 version_id);
+  tx.exec_params(
+      "UPDATE withdrawal_transactions SET mined_block_number = NULL, mined_block_hash = NULL,"
+      " mined_success = NULL WHERE id = $1",
+      version_id);
 }
 
 std::vector<open_withdrawal> open_withdrawals(pqxx::transaction_base& tx, const std::string& chain,

@@ -38,7 +38,7 @@ struct version_row {
   std::string raw_tx_hex;
   std::optional<std::string> max_fee_per_gas;  // NULL for versions copied by migration 000002
   std::optional<std::string> max_priority_fee_per_gas;
-  double age_seconds = 0;                      // since it was signed
+  double age_seconds = 0;                         // since it was signed
   std::optional<double> since_last_sent_seconds;  // nullopt: never sent
   std::optional<std::uint64_t> mined_block_number;
   std::optional<std::string> mined_block_hash;

@@ -81,9 +81,8 @@ std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const st
 
 void resync_nonce(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,
                   std::uint64_t used_on_chain) {
-  tx.exec_params(
-      "UPDATE hot_wallet_nonces SET next_nonce = GREATEST(next_nonce, $3) WHERE chain = $1 AND address = $2", chain,
-      address, as_i64(used_on_chain));
+  tx.exec_params("UPDATE hot_wallet_nonces SET next_nonce = GREATEST(next_nonce, $3) WHERE chain = $1 AND address = $2",
+                 chain, address, as_i64(used_on_chain));
   tx.exec_params("DELETE FROM hot_wallet_released_nonces WHERE chain = $1 AND address = $2 AND nonce < $3", chain,
                  address, as_i64(used_on_chain));
 }
@@ -117,9 +116,9 @@ bool fail_and_refund(pqxx::transaction_base& tx, std::int64_t id, const std::str
       id, reason);
   if (failed.empty()) return false;
   const auto& row = failed[0];
-  const auto refunded = tx.exec_params(
-      "UPDATE accounts SET balance = balance + $2::numeric, updated_at = now() WHERE user_id = $1",
-      row[0].as<std::int64_t>(), row[1].as<std::string>());
+  const auto refunded =
+      tx.exec_params("UPDATE accounts SET balance = balance + $2::numeric, updated_at = now() WHERE user_id = $1",
+                     row[0].as<std::int64_t>(), row[1].as<std::string>());
   if (refunded.affected_rows() != 1) {
     // withdrawals.user_id references accounts: this cannot happen unless the schema changed.
     throw std::logic_error("refund: the withdrawal's account does not exist");

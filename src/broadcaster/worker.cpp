@@ -66,12 +66,13 @@ void reload_log_level(const std::filesystem::path& config_path) {
 
 std::string status_line(const std::string& source, const metrics& m) {
   return fmt::format("{}; {:.0f} events, {:.0f} broadcast, {:.0f} confirmed, {:.0f} duplicates, lag {:.0f}", source,
-                     m.events_consumed.Value(), m.broadcasts.Value(), m.confirmed.Value(),
-                     m.duplicates_skipped.Value(), m.consumer_lag.Value());
+                     m.events_consumed.Value(), m.broadcasts.Value(), m.confirmed.Value(), m.duplicates_skipped.Value(),
+                     m.consumer_lag.Value());
 }
 
 std::string source_description(const settings& config) {
-  if (config.source == source_mode::db_poll) return fmt::format("Source: DB poll every {}", common::format_duration(config.poll_interval));
+  if (config.source == source_mode::db_poll)
+    return fmt::format("Source: DB poll every {}", common::format_duration(config.poll_interval));
   return config.mq == common::mq_type::kafka ? "MQ Mode: Kafka Consumer" : "MQ Mode: Redis Stream Consumer";
 }
 
@@ -81,8 +82,9 @@ bool wait_for_database(common::connection_pool& pool, common::daemon& daemon, he
     auto lease = pool.acquire();
     pqxx::nontransaction tx(*lease);
     if (!tx.exec1("SELECT to_regclass('withdrawal_transactions') IS NOT NULL")[0].as<bool>()) {
-      return std::string("table withdrawal_transactions not found in the search_path: migrate the schema "
-                         "(walletctl migrate up)");
+      return std::string(
+          "table withdrawal_transactions not found in the search_path: migrate the schema "
+          "(walletctl migrate up)");
     }
     return std::string();
   });
@@ -102,9 +104,10 @@ std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::da
     return std::nullopt;
   }
   if (config.chain.chain_id != 0 && config.chain.chain_id != node_chain_id) {
-    spdlog::critical("config: chain.chain_id is {} but the node at {} serves chain {}: fix chain.chain_id or "
-                     "chain.rpc_url",
-                     config.chain.chain_id, rpc.url(), node_chain_id);
+    spdlog::critical(
+        "config: chain.chain_id is {} but the node at {} serves chain {}: fix chain.chain_id or "
+        "chain.rpc_url",
+        config.chain.chain_id, rpc.url(), node_chain_id);
     exit_code = common::exit_config_error;
     return std::nullopt;
   }
@@ -112,8 +115,8 @@ std::optional<std::uint64_t> resolve_chain_id(const settings& config, common::da
   return node_chain_id;
 }
 
-std::unique_ptr<event_source> make_source(const settings& config, processor& worker, metrics& counters,
-                                          health& status, common::process_signals& signals) {
+std::unique_ptr<event_source> make_source(const settings& config, processor& worker, metrics& counters, health& status,
+                                          common::process_signals& signals) {
   if (config.source == source_mode::db_poll) return make_db_poll_source(config, worker, status, signals);
   if (config.mq == common::mq_type::kafka) return make_kafka_source(config, worker, counters, status, signals);
   return make_redis_source(config, worker, counters, status, signals);
@@ -154,11 +157,11 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
 
   const std::string source_line = source_description(config);
   spdlog::info("{}", source_line);
-  spdlog::info("broadcaster-worker: chain \"{}\" via {}, {} transactions, {} confirmation(s), hot wallet {}, database {}",
-               config.chain.name, redacted_rpc_url(config.chain.rpc_url),
-               config.chain.tx_type == transaction_type::legacy ? "legacy (EIP-155)" : "EIP-1559",
-               config.chain.confirmations, key.address().to_checksum_string(),
-               common::redacted_url(config.database.url));
+  spdlog::info(
+      "broadcaster-worker: chain \"{}\" via {}, {} transactions, {} confirmation(s), hot wallet {}, database {}",
+      config.chain.name, redacted_rpc_url(config.chain.rpc_url),
+      config.chain.tx_type == transaction_type::legacy ? "legacy (EIP-155)" : "EIP-1559", config.chain.confirmations,
+      key.address().to_checksum_string(), common::redacted_url(config.database.url));
 
   common::connection_pool pool(config.database, pool_size, 10s, [](pqxx::connection& connection) {
     // Bounded waits: a row lock held by a stuck worker or a runaway statement becomes a retryable error.
@@ -180,7 +183,7 @@ int run_worker(const std::filesystem::path& config_path, const settings& config,
     return common::exit_config_error;
   }
   const char* source_name = config.source == source_mode::db_poll ? "source"
-                            : config.mq == common::mq_type::kafka         ? "Kafka"
+                            : config.mq == common::mq_type::kafka ? "Kafka"
                                                                   : "Redis";
   if (!wait_until_ready(daemon, status, source_name, [&] { return source->check_ready(readiness_probe_timeout); })) {
     return 0;

@@ -15,9 +15,7 @@ bool is_hex_digit(char c) noexcept {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-char to_upper_ascii(char c) noexcept {
-  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-}
+char to_upper_ascii(char c) noexcept { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 
 void set_error(std::string* error, std::string_view field, std::string_view message) {
   if (error != nullptr) {
@@ -28,8 +26,7 @@ void set_error(std::string* error, std::string_view field, std::string_view mess
 
 }  // namespace
 
-std::optional<address> address::parse(std::string_view text, std::string* error,
-                                       std::string_view field) {
+std::optional<address> address::parse(std::string_view text, std::string* error, std::string_view field) {
   constexpr std::size_t digit_count = 2 * size;
   // Only a lower-case "0x": EIP-55 and every wallet print it that way, and accepting "0X"
   // would be one more spelling for downstream deduplication to get wrong.
@@ -44,15 +41,12 @@ std::optional<address> address::parse(std::string_view text, std::string* error,
   from_hex(digits, raw);
   const address parsed(raw);
 
-  const bool has_lower = std::any_of(digits.begin(), digits.end(),
-                                     [](char c) { return c >= 'a' && c <= 'f'; });
-  const bool has_upper = std::any_of(digits.begin(), digits.end(),
-                                     [](char c) { return c >= 'A' && c <= 'F'; });
+  const bool has_lower = std::any_of(digits.begin(), digits.end(), [](char c) { return c >= 'a' && c <= 'f'; });
+  const bool has_upper = std::any_of(digits.begin(), digits.end(), [](char c) { return c >= 'A' && c <= 'F'; });
   if (has_lower && has_upper && parsed.to_checksum_string() != text) {
     // Deliberately not showing the expected spelling: that would invite "fixing" a mistyped
     // address by copying our suggestion, defeating the checksum.
-    set_error(error, field,
-              " has an EIP-55 checksum mismatch; copy the address again from its source");
+    set_error(error, field, " has an EIP-55 checksum mismatch; copy the address again from its source");
     return std::nullopt;
   }
   return parsed;
@@ -66,14 +60,12 @@ address address::from_public_key(std::span<const std::uint8_t> public_key) {
     uncompressed[0] = 0x04;
     std::copy(public_key.begin(), public_key.end(), uncompressed.begin() + 1);
   } else {
-    throw std::invalid_argument(
-        "public key must be 65 bytes starting with 0x04 or 64 bytes X||Y, got " +
-        std::to_string(public_key.size()) + " bytes");
+    throw std::invalid_argument("public key must be 65 bytes starting with 0x04 or 64 bytes X||Y, got " +
+                                std::to_string(public_key.size()) + " bytes");
   }
   // Hashing garbage would still give a plausible-looking address; refuse points off the curve.
   secp256k1_pubkey parsed{};
-  if (secp256k1_ec_pubkey_parse(secp256k1_context_static, &parsed, uncompressed.data(),
-                                uncompressed.size()) != 1) {
+  if (secp256k1_ec_pubkey_parse(secp256k1_context_static, &parsed, uncompressed.data(), uncompressed.size()) != 1) {
     throw std::invalid_argument("public key is not a valid secp256k1 point");
   }
   const hash256 digest = keccak256(std::span<const std::uint8_t>(uncompressed).subspan(1));

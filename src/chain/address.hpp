@@ -28,8 +28,7 @@ class address {
   // On failure returns nullopt and, if `error` is not null, stores a one-line message for a
   // human that starts with `field` (e.g. "to_address must be 0x followed by 40 hex digits").
   // Never throws except std::bad_alloc.
-  [[nodiscard]] static std::optional<address> parse(std::string_view text,
-                                                    std::string* error = nullptr,
+  [[nodiscard]] static std::optional<address> parse(std::string_view text, std::string* error = nullptr,
                                                     std::string_view field = "address");
 
   // The address of a secp256k1 public key given uncompressed: 65 bytes starting with 0x04, or

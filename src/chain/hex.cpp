@@ -62,9 +62,9 @@ void from_hex(std::string_view text, std::span<std::uint8_t> out) {
     throw std::invalid_argument("hex string has an odd number of digits");
   }
   if (digits.size() != out.size() * 2) {
-    throw std::invalid_argument("hex string must encode exactly " + std::to_string(out.size()) +
-                                " bytes (" + std::to_string(out.size() * 2) + " hex digits), got " +
-                                std::to_string(digits.size()) + " digits");
+    throw std::invalid_argument("hex string must encode exactly " + std::to_string(out.size()) + " bytes (" +
+                                std::to_string(out.size() * 2) + " hex digits), got " + std::to_string(digits.size()) +
+                                " digits");
   }
   decode_digits(digits, out);
 }

@@ -56,8 +56,7 @@ bytes encode_bytes(std::span<const std::uint8_t> payload) {
 
 bytes encode_string(std::string_view text) {
   // Reading chars as unsigned bytes is always allowed.
-  return encode_bytes(std::span<const std::uint8_t>(
-      reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  return encode_bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 bytes encode_uint(std::uint64_t value) { return encode_bytes(minimal_big_endian(value)); }
@@ -70,8 +69,6 @@ bytes encode_uint(const uint256& value) {
 
 bytes encode_list(std::span<const bytes> encoded_items) { return encode_list_of(encoded_items); }
 
-bytes encode_list(std::initializer_list<bytes> encoded_items) {
-  return encode_list_of(encoded_items);
-}
+bytes encode_list(std::initializer_list<bytes> encoded_items) { return encode_list_of(encoded_items); }
 
 }  // namespace chain::rlp

@@ -57,8 +57,7 @@ private_key::private_key(std::string_view hex) : impl_(std::make_unique<impl>())
     throw std::invalid_argument("private key must be 64 hex digits, optionally prefixed by 0x");
   }
   if (secp256k1_ec_seckey_verify(context, impl_->secret.data()) != 1) {
-    throw std::invalid_argument(
-        "private key is not a valid secp256k1 secret key (zero or not below the curve order)");
+    throw std::invalid_argument("private key is not a valid secp256k1 secret key (zero or not below the curve order)");
   }
 
   secp256k1_pubkey public_key{};
@@ -67,8 +66,7 @@ private_key::private_key(std::string_view hex) : impl_(std::make_unique<impl>())
   }
   std::array<std::uint8_t, 65> serialized{};
   std::size_t serialized_size = serialized.size();
-  secp256k1_ec_pubkey_serialize(context, serialized.data(), &serialized_size, &public_key,
-                                SECP256K1_EC_UNCOMPRESSED);
+  secp256k1_ec_pubkey_serialize(context, serialized.data(), &serialized_size, &public_key, SECP256K1_EC_UNCOMPRESSED);
   impl_->account = chain::address::from_public_key(serialized);
 }
 
@@ -89,14 +87,12 @@ recoverable_signature private_key::sign_hash(const hash256& digest) const {
 
   secp256k1_ecdsa_recoverable_signature signature{};
   // Null nonce function = secp256k1_nonce_function_rfc6979 (deterministic, no RNG needed).
-  if (secp256k1_ecdsa_sign_recoverable(context, &signature, digest.data(), key.secret.data(),
-                                       nullptr, nullptr) != 1) {
+  if (secp256k1_ecdsa_sign_recoverable(context, &signature, digest.data(), key.secret.data(), nullptr, nullptr) != 1) {
     throw std::runtime_error("secp256k1: signing failed");
   }
   std::array<std::uint8_t, 64> compact{};
   int recovery_id = -1;
-  secp256k1_ecdsa_recoverable_signature_serialize_compact(context, compact.data(), &recovery_id,
-                                                          &signature);
+  secp256k1_ecdsa_recoverable_signature_serialize_compact(context, compact.data(), &recovery_id, &signature);
   // Ids 2 and 3 need r >= n (probability ~2^-127) and have no encoding in Ethereum's v.
   if (recovery_id != 0 && recovery_id != 1) {
     throw std::runtime_error("secp256k1: unusable recovery id " + std::to_string(recovery_id));

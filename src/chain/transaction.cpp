@@ -17,9 +17,8 @@ bytes encode_signature_part(const std::array<std::uint8_t, 32>& big_endian) {
 }
 
 std::vector<bytes> legacy_fields(const legacy_transaction& tx) {
-  return {rlp::encode_uint(tx.nonce), rlp::encode_uint(tx.gas_price),
-          rlp::encode_uint(tx.gas_limit), rlp::encode_bytes(tx.to.raw()),
-          rlp::encode_uint(tx.value), rlp::encode_bytes(tx.data)};
+  return {rlp::encode_uint(tx.nonce),     rlp::encode_uint(tx.gas_price), rlp::encode_uint(tx.gas_limit),
+          rlp::encode_bytes(tx.to.raw()), rlp::encode_uint(tx.value),     rlp::encode_bytes(tx.data)};
 }
 
 std::vector<bytes> eip1559_fields(const eip1559_transaction& tx) {
@@ -57,9 +56,7 @@ bytes signing_payload(const legacy_transaction& tx) {
   return rlp::encode_list(fields);
 }
 
-bytes signing_payload(const eip1559_transaction& tx) {
-  return typed_envelope(eip1559_type, eip1559_fields(tx));
-}
+bytes signing_payload(const eip1559_transaction& tx) { return typed_envelope(eip1559_type, eip1559_fields(tx)); }
 
 hash256 signing_hash(const legacy_transaction& tx) { return keccak256(signing_payload(tx)); }
 
@@ -85,8 +82,7 @@ signed_transaction sign(const legacy_transaction& tx, const private_key& key) {
 signed_transaction sign(const eip1559_transaction& tx, const private_key& key) {
   require_chain_id(tx.chain_id);
   if (tx.max_priority_fee_per_gas > tx.max_fee_per_gas) {
-    throw std::invalid_argument(
-        "transaction max_priority_fee_per_gas must not exceed max_fee_per_gas");
+    throw std::invalid_argument("transaction max_priority_fee_per_gas must not exceed max_fee_per_gas");
   }
   const recoverable_signature signature = key.sign_hash(signing_hash(tx));
 

@@ -16,8 +16,7 @@ std::array<std::uint8_t, 32> to_big_endian(const uint256& value) {
 
 uint256 from_big_endian(std::span<const std::uint8_t> data) {
   if (data.size() > 32) {
-    throw std::invalid_argument("a uint256 holds at most 32 bytes, got " +
-                                std::to_string(data.size()));
+    throw std::invalid_argument("a uint256 holds at most 32 bytes, got " + std::to_string(data.size()));
   }
   uint256 value = 0;
   for (const std::uint8_t byte : data) {

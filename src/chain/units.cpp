@@ -9,9 +9,7 @@ namespace {
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
-bool is_space(char c) noexcept {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
+bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
 parse_units_result fail(units_error error, std::string message) {
   parse_units_result result;
@@ -37,8 +35,7 @@ bool append_digit(uint256& value, unsigned digit) {
 
 }  // namespace
 
-parse_units_result parse_units(std::string_view decimal, unsigned decimals,
-                               const std::optional<uint256>& maximum) {
+parse_units_result parse_units(std::string_view decimal, unsigned decimals, const std::optional<uint256>& maximum) {
   check_decimals(decimals);
   if (decimal.empty()) {
     return fail(units_error::empty, "amount must not be empty");
@@ -62,8 +59,7 @@ parse_units_result parse_units(std::string_view decimal, unsigned decimals,
       continue;
     }
     if (c == 'e' || c == 'E') {
-      return fail(units_error::exponent,
-                  "amount must be written out in full, without an exponent such as 1e18");
+      return fail(units_error::exponent, "amount must be written out in full, without an exponent such as 1e18");
     }
     if (c == ',') {
       return fail(units_error::invalid_character,
@@ -79,8 +75,7 @@ parse_units_result parse_units(std::string_view decimal, unsigned decimals,
     whole = decimal.substr(0, point);
     fraction = decimal.substr(point + 1);
     if (whole.empty()) {
-      return fail(units_error::misplaced_decimal_point,
-                  "amount must have a digit before '.', e.g. 0.5");
+      return fail(units_error::misplaced_decimal_point, "amount must have a digit before '.', e.g. 0.5");
     }
     if (fraction.empty()) {
       return fail(units_error::misplaced_decimal_point,
@@ -89,15 +84,12 @@ parse_units_result parse_units(std::string_view decimal, unsigned decimals,
   }
   if (fraction.size() > decimals) {
     // Even trailing zeros count: silently dropping digits is how amounts get misread.
-    return fail(units_error::over_precise,
-                "amount has " + std::to_string(fraction.size()) +
-                    " digits after '.', but this asset has only " + std::to_string(decimals) +
-                    " decimals");
+    return fail(units_error::over_precise, "amount has " + std::to_string(fraction.size()) +
+                                               " digits after '.', but this asset has only " +
+                                               std::to_string(decimals) + " decimals");
   }
 
-  const auto too_large = [] {
-    return fail(units_error::overflow, "amount is too large (at least 2^256 base units)");
-  };
+  const auto too_large = [] { return fail(units_error::overflow, "amount is too large (at least 2^256 base units)"); };
   uint256 value = 0;
   for (const char c : whole) {
     if (!append_digit(value, static_cast<unsigned>(c - '0'))) return too_large();
@@ -110,8 +102,7 @@ parse_units_result parse_units(std::string_view decimal, unsigned decimals,
   }
 
   if (maximum && value > *maximum) {
-    return fail(units_error::above_maximum,
-                "amount exceeds the maximum of " + format_units(*maximum, decimals));
+    return fail(units_error::above_maximum, "amount exceeds the maximum of " + format_units(*maximum, decimals));
   }
   parse_units_result result;
   result.value = value;

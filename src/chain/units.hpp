@@ -32,9 +32,9 @@ enum class units_error {
 };
 
 struct parse_units_result {
-  uint256 value = 0;                     // base units; meaningful only when ok()
+  uint256 value = 0;  // base units; meaningful only when ok()
   units_error error = units_error::none;
-  std::string message;                   // one line for a human, starts with "amount"; empty when ok()
+  std::string message;  // one line for a human, starts with "amount"; empty when ok()
 
   [[nodiscard]] bool ok() const noexcept { return error == units_error::none; }
   explicit operator bool() const noexcept { return ok(); }

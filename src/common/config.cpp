@@ -60,9 +60,9 @@ mq_type parse_mq_type(config_reader& reader) {
 }
 
 struct config_reader::raw_value {
-  std::string origin;                 // "RELAY_BATCH_SIZE" or "relay.batch_size"
-  std::optional<std::string> text;    // set when the value came from the environment
-  const toml::node* node = nullptr;   // set when it came from the file
+  std::string origin;                // "RELAY_BATCH_SIZE" or "relay.batch_size"
+  std::optional<std::string> text;   // set when the value came from the environment
+  const toml::node* node = nullptr;  // set when it came from the file
 };
 
 config_reader::config_reader(std::string env_prefix, std::unique_ptr<toml::table> root, env_lookup env)
@@ -72,7 +72,8 @@ config_reader::~config_reader() = default;
 
 config_reader config_reader::from_file(const std::filesystem::path& path, std::string env_prefix, env_lookup env) {
   std::ifstream in(path);
-  if (!in) throw config_error("--config", fmt::format("cannot read {}: check the path and its permissions", path.string()));
+  if (!in)
+    throw config_error("--config", fmt::format("cannot read {}: check the path and its permissions", path.string()));
   std::stringstream buffer;
   buffer << in.rdbuf();
   return from_string(buffer.str(), std::move(env_prefix), std::move(env));
@@ -133,7 +134,8 @@ std::int64_t config_reader::get_int(std::string_view key, std::int64_t fallback,
   if (raw && raw->text) {
     const auto& t = *raw->text;
     auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
-    if (ec != std::errc{} || ptr != t.data() + t.size()) bad_value(raw->origin, fmt::format("{}, got \"{}\"", expected, t));
+    if (ec != std::errc{} || ptr != t.data() + t.size())
+      bad_value(raw->origin, fmt::format("{}, got \"{}\"", expected, t));
   } else if (raw) {
     if (!raw->node->is_integer()) bad_value(raw->origin, expected);
     value = *raw->node->value<std::int64_t>();
@@ -219,8 +221,8 @@ std::map<std::string, std::string> config_reader::get_properties(std::string_vie
         out[std::string(name.str())] = *node.value<std::string>();
       } else if (node.is_integer() || node.is_boolean()) {
         // librdkafka takes every property as text; accept TOML numbers and booleans for convenience.
-        out[std::string(name.str())] = node.is_integer() ? std::to_string(*node.value<std::int64_t>())
-                                                         : (*node.value<bool>() ? "true" : "false");
+        out[std::string(name.str())] =
+            node.is_integer() ? std::to_string(*node.value<std::int64_t>()) : (*node.value<bool>() ? "true" : "false");
       } else {
         bad_value(origin, "a string, number or boolean");
       }
@@ -284,7 +286,8 @@ void config_reader::reject_unknown_keys() const {
     }
     if (!covered) {
       throw config_error(key, fmt::format("unknown key {}: check its spelling against the configuration reference "
-                                          "in README.md", key));
+                                          "in README.md",
+                                          key));
     }
   }
 }

@@ -133,6 +133,7 @@ mq_type parse_mq_type(config_reader& reader);
 /// Reads a secret such as "database-password" from, in order: the env variable `env_var`,
 /// the file named by `<env_var>_FILE`, or `$CREDENTIALS_DIRECTORY/<credential>` (systemd LoadCredential=).
 /// Returns an empty secret when none is set. Trailing newlines of files are stripped.
-secret read_secret(std::string_view credential, std::string_view env_var, const env_lookup& env = process_environment());
+secret read_secret(std::string_view credential, std::string_view env_var,
+                   const env_lookup& env = process_environment());
 
 }  // namespace common

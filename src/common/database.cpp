@@ -15,8 +15,8 @@ database_config parse_database_config(config_reader& reader, std::string applica
   database_config config;
   config.url = reader.get_string("database.url", config.url, {"DATABASE_URL"});
   if (config.url.rfind("postgresql://", 0) != 0 && config.url.rfind("postgres://", 0) != 0) {
-    throw config_error("database.url", fmt::format("database.url must be a postgresql:// URI, got \"{}\"",
-                                                   redacted_url(config.url)));
+    throw config_error("database.url",
+                       fmt::format("database.url must be a postgresql:// URI, got \"{}\"", redacted_url(config.url)));
   }
   config.connect_timeout = reader.get_duration("database.connect_timeout", config.connect_timeout,
                                                std::chrono::seconds(1), std::chrono::minutes(5));
@@ -84,12 +84,18 @@ bool is_retryable(const std::exception& error) noexcept {
 
 std::string_view to_string(db_error_kind kind) noexcept {
   switch (kind) {
-    case db_error_kind::connection_lost: return "connection lost";
-    case db_error_kind::rolled_back: return "rolled back";
-    case db_error_kind::timeout: return "timeout";
-    case db_error_kind::resource: return "out of resources";
-    case db_error_kind::in_doubt: return "commit in doubt";
-    case db_error_kind::permanent: return "permanent";
+    case db_error_kind::connection_lost:
+      return "connection lost";
+    case db_error_kind::rolled_back:
+      return "rolled back";
+    case db_error_kind::timeout:
+      return "timeout";
+    case db_error_kind::resource:
+      return "out of resources";
+    case db_error_kind::in_doubt:
+      return "commit in doubt";
+    case db_error_kind::permanent:
+      return "permanent";
   }
   return "unknown";
 }
@@ -108,7 +114,8 @@ void retry_state::after_failure(const std::exception& error) {
       throw;  // the caller's own errors (constraints, data) reach it unchanged
     case db_error_kind::in_doubt:
       spdlog::error("{}: commit outcome unknown: {}", what_, error.what());
-      throw database_failure(kind, fmt::format("{}: the connection broke during COMMIT; the outcome is unknown", what_));
+      throw database_failure(kind,
+                             fmt::format("{}: the connection broke during COMMIT; the outcome is unknown", what_));
     case db_error_kind::timeout:
     case db_error_kind::resource:
       throw database_failure(kind, fmt::format("{}: {}: {}", what_, to_string(kind), error.what()));
@@ -121,8 +128,8 @@ void retry_state::after_failure(const std::exception& error) {
   if (attempt_ >= policy_.max_attempts) {
     throw database_failure(kind, fmt::format("{}: gave up after {} attempts: {}", what_, attempt_, error.what()));
   }
-  spdlog::warn("{}: attempt {} of {} failed ({}), retrying: {}", what_, attempt_, policy_.max_attempts,
-               to_string(kind), error.what());
+  spdlog::warn("{}: attempt {} of {} failed ({}), retrying: {}", what_, attempt_, policy_.max_attempts, to_string(kind),
+               error.what());
   ++attempt_;
   if (!delays_) delays_ = std::make_unique<backoff>(policy_.first_delay, policy_.max_delay);
   std::this_thread::sleep_for(delays_->next());

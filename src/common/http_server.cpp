@@ -39,7 +39,8 @@ namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -105,8 +106,8 @@ class session : public std::enable_shared_from_this<session> {
   void on_read(beast::error_code ec, std::size_t) {
     first_request_ = false;
     if (ec == bhttp::error::body_limit) {
-      auto res = error_response(413, "body_too_large",
-                                fmt::format("request body exceeds {} bytes", config_.body_limit));
+      auto res =
+          error_response(413, "body_too_large", fmt::format("request body exceeds {} bytes", config_.body_limit));
       return send(std::move(res), false);
     }
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted) {
@@ -147,11 +148,10 @@ class session : public std::enable_shared_from_this<session> {
     msg->keep_alive(keep_alive);
     msg->prepare_payload();
     stream_.expires_after(config_.request_timeout);
-    bhttp::async_write(stream_, *msg,
-                       [self = shared_from_this(), msg, keep_alive](beast::error_code ec, std::size_t) {
-                         if (ec || !keep_alive || self->state_.draining) return self->close();
-                         self->read_next();
-                       });
+    bhttp::async_write(stream_, *msg, [self = shared_from_this(), msg, keep_alive](beast::error_code ec, std::size_t) {
+      if (ec || !keep_alive || self->state_.draining) return self->close();
+      self->read_next();
+    });
   }
 
   void close() {
@@ -226,8 +226,8 @@ void server::start() {
     impl_->acceptor.bind(endpoint);
     impl_->acceptor.listen(asio::socket_base::max_listen_connections);
   } catch (const boost::system::system_error& e) {
-    throw std::system_error(e.code(), fmt::format("http: cannot listen on {}:{}", impl_->config.bind_address,
-                                                  impl_->config.port));
+    throw std::system_error(
+        e.code(), fmt::format("http: cannot listen on {}:{}", impl_->config.bind_address, impl_->config.port));
   }
   impl_->bound_port = impl_->acceptor.local_endpoint().port();
   // Tests and operators read the bound port from this line (port 0 asks for an ephemeral one).

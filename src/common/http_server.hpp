@@ -23,8 +23,8 @@
 namespace common::http {
 
 struct request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // path and query, as sent
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // path and query, as sent
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
 

@@ -58,7 +58,8 @@ namespace {
 handle make_handle(rd_kafka_type_t type, conf configuration) {
   std::array<char, 512> error{};
   rd_kafka_t* raw = rd_kafka_new(type, configuration.get(), error.data(), error.size());
-  if (raw == nullptr) throw config_error("kafka.properties", fmt::format("cannot create Kafka client: {}", error.data()));
+  if (raw == nullptr)
+    throw config_error("kafka.properties", fmt::format("cannot create Kafka client: {}", error.data()));
   static_cast<void>(configuration.release());  // rd_kafka_new took ownership of the conf on success
   return handle(raw);
 }

@@ -34,9 +34,8 @@ spdlog::level::level_enum parse_level(std::string_view level) {
     if (std::string_view(name.data(), name.size()) == level) return candidate;
   }
   if (level == "warn") return spdlog::level::warn;
-  throw config_error("log.level",
-                     "log.level must be one of trace, debug, info, warn, error, critical, off, got \"" +
-                         std::string(level) + "\"");
+  throw config_error("log.level", "log.level must be one of trace, debug, info, warn, error, critical, off, got \"" +
+                                      std::string(level) + "\"");
 }
 
 }  // namespace

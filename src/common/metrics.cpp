@@ -11,8 +11,8 @@ std::string render_metrics(prometheus::Registry& registry) {
 }
 
 const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-  static const prometheus::Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
-                                                                  0.1,    0.25,  0.5,   1,     2.5,  5,     10, 30};
+  static const prometheus::Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                                  0.25,   0.5,   1,     2.5,   5,    10,    30};
   return buckets;
 }
 

@@ -83,7 +83,8 @@ migrator::migrator(pqxx::connection& connection, std::filesystem::path dir) : co
     const auto version = std::stoll(match[1].str());
     auto& m = by_version[version];
     if (!m.name.empty() && m.name != match[2].str()) {
-      throw migration_error(fmt::format("migrations: version {} has two names: {} and {}", version, m.name, match[2].str()));
+      throw migration_error(
+          fmt::format("migrations: version {} has two names: {} and {}", version, m.name, match[2].str()));
     }
     m.version = version;
     m.name = match[2].str();
@@ -91,8 +92,8 @@ migrator::migrator(pqxx::connection& connection, std::filesystem::path dir) : co
   }
   for (auto& [version, m] : by_version) {
     if (m.up.empty() || m.down.empty()) {
-      throw migration_error(fmt::format("migrations: version {} ({}) needs both an .up.sql and a .down.sql file",
-                                        version, m.name));
+      throw migration_error(
+          fmt::format("migrations: version {} ({}) needs both an .up.sql and a .down.sql file", version, m.name));
     }
     migrations_.push_back(std::move(m));
   }
@@ -129,7 +130,8 @@ class migrator::lock_guard {
 
 void migrator::ensure_table() {
   pqxx::work tx(connection_);
-  tx.exec0("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)");
+  tx.exec0(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)");
   tx.commit();
 }
 
@@ -153,8 +155,8 @@ void migrator::run(const migration& m, bool up, std::optional<std::int64_t> resu
     }
     tx.commit();
   } catch (const pqxx::sql_error& e) {
-    throw migration_error(fmt::format("migrations: {} failed, nothing of it was applied: {}",
-                                      path.filename().string(), e.what()));
+    throw migration_error(
+        fmt::format("migrations: {} failed, nothing of it was applied: {}", path.filename().string(), e.what()));
   }
   spdlog::info("migrations: {} {:06}_{}", up ? "applied" : "reverted", m.version, m.name);
 }
@@ -162,8 +164,10 @@ void migrator::run(const migration& m, bool up, std::optional<std::int64_t> resu
 migration_state migrator::clean_state() {
   auto current = state();
   if (current.dirty) {
-    throw migration_error(fmt::format("migrations: database is dirty at version {}: fix it by hand, then "
-                                      "`walletctl migrate force <version>`", current.version.value_or(-1)));
+    throw migration_error(
+        fmt::format("migrations: database is dirty at version {}: fix it by hand, then "
+                    "`walletctl migrate force <version>`",
+                    current.version.value_or(-1)));
   }
   return current;
 }
@@ -191,8 +195,8 @@ std::vector<std::int64_t> migrator::down(std::size_t steps) {
   auto it = std::find_if(migrations_.rbegin(), migrations_.rend(),
                          [&](const migration& m) { return m.version == *current.version; });
   if (it == migrations_.rend()) {
-    throw migration_error(fmt::format("migrations: database is at version {}, which is not in the folder",
-                                      *current.version));
+    throw migration_error(
+        fmt::format("migrations: database is at version {}, which is not in the folder", *current.version));
   }
   for (; it != migrations_.rend() && reverted.size() < steps; ++it) {
     const auto previous = std::next(it);

@@ -30,7 +30,8 @@ endpoint parse_url(const std::string& url) {
   out.host = std::string(rest);
   if (!db.empty()) {
     auto [ptr, ec] = std::from_chars(db.data(), db.data() + db.size(), out.database);
-    if (ec != std::errc{} || ptr != db.data() + db.size()) throw std::invalid_argument(fmt::format("bad database number in \"{}\"", url));
+    if (ec != std::errc{} || ptr != db.data() + db.size())
+      throw std::invalid_argument(fmt::format("bad database number in \"{}\"", url));
   }
   return out;
 }
@@ -51,7 +52,8 @@ std::string parse_url_config(config_reader& reader, mq_type mq) {
 
 namespace {
 timeval to_timeval(std::chrono::milliseconds timeout) {
-  return timeval{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  return timeval{static_cast<time_t>(timeout.count() / 1000),
+                 static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
 }
 
 reply convert(const redisReply* raw) {
@@ -64,7 +66,7 @@ reply convert(const redisReply* raw) {
     case REDIS_REPLY_STRING:
     case REDIS_REPLY_STATUS:
     case REDIS_REPLY_ERROR:
-      out.type = raw->type == REDIS_REPLY_STRING ? reply::kind::string
+      out.type = raw->type == REDIS_REPLY_STRING   ? reply::kind::string
                  : raw->type == REDIS_REPLY_STATUS ? reply::kind::status
                                                    : reply::kind::error;
       out.text.assign(raw->str, raw->len);
@@ -89,7 +91,8 @@ connection::connection(const endpoint& where, std::chrono::milliseconds timeout)
   const timeval tv = to_timeval(timeout);
   context_.reset(redisConnectWithTimeout(where.host.c_str(), where.port, tv));
   if (!context_) throw connection_error("redis: out of memory allocating a connection");
-  if (context_->err != 0) throw connection_error(fmt::format("redis {}:{}: {}", where.host, where.port, context_->errstr));
+  if (context_->err != 0)
+    throw connection_error(fmt::format("redis {}:{}: {}", where.host, where.port, context_->errstr));
   redisSetTimeout(context_.get(), tv);
   if (where.database != 0) {
     auto r = command({"SELECT", std::to_string(where.database)});
@@ -118,7 +121,8 @@ void connection::append(const std::vector<std::string>& argv) {
 void connection::flush() {
   int done = 0;
   while (done == 0) {
-    if (redisBufferWrite(context_.get(), &done) != REDIS_OK) throw connection_error(fmt::format("redis: {}", context_->errstr));
+    if (redisBufferWrite(context_.get(), &done) != REDIS_OK)
+      throw connection_error(fmt::format("redis: {}", context_->errstr));
   }
 }
 

@@ -126,11 +126,10 @@ std::string describe_mismatch(const withdrawal_created& event, const withdrawal_
   }
   const auto event_address = chain::address::parse(event.to_address);
   const auto row_address = chain::address::parse(row.to_address);
-  const bool same_address = (event_address && row_address) ? *event_address == *row_address
-                                                           : event.to_address == row.to_address;
+  const bool same_address =
+      (event_address && row_address) ? *event_address == *row_address : event.to_address == row.to_address;
   if (!same_address) {
-    return fmt::format("to_address {} of the event differs from the withdrawal's {}", event.to_address,
-                       row.to_address);
+    return fmt::format("to_address {} of the event differs from the withdrawal's {}", event.to_address, row.to_address);
   }
   const auto event_amount = chain::parse_units(event.amount, chain::eth_decimals);
   const auto row_amount = chain::parse_units(row.amount, chain::eth_decimals);

@@ -11,8 +11,8 @@
 namespace relay {
 
 unknown_dead_letters::unknown_dead_letters(std::vector<std::int64_t> ids)
-    : std::runtime_error(fmt::format("no dead letter with id {}: nothing was requeued (see `walletctl dead-letters list`)",
-                                     fmt::join(ids, ", "))),
+    : std::runtime_error(fmt::format(
+          "no dead letter with id {}: nothing was requeued (see `walletctl dead-letters list`)", fmt::join(ids, ", "))),
       ids_(std::move(ids)) {}
 
 std::vector<dead_letter> list_dead_letters(pqxx::connection& connection, std::size_t limit) {
@@ -104,7 +104,8 @@ outbox_status read_outbox_status(pqxx::connection& connection) {
   const auto totals = tx.exec1(
       "SELECT current_schema(), "
       "       (SELECT count(*) FROM outbox_messages), "
-      "       (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox_messages ORDER BY id LIMIT 1), "
+      "       (SELECT extract(epoch FROM clock_timestamp() - created_at)::float8 FROM outbox_messages ORDER BY id "
+      "LIMIT 1), "
       "       (SELECT count(*) FROM outbox_messages WHERE attempts > 0), "
       "       (SELECT count(*) FROM outbox_dead_letters)");
   status.schema = totals[0].is_null() ? std::string("(none)") : totals[0].as<std::string>();
@@ -123,13 +124,13 @@ outbox_status read_outbox_status(pqxx::connection& connection) {
   status.held_rows = held[1].as<std::int64_t>();
   if (!held[2].is_null()) status.oldest_held_seconds = held[2].as<double>();
 
-  for (const auto& r : tx.exec(
-           "SELECT topic, sum(pending)::bigint, sum(retrying)::bigint, sum(dead)::bigint FROM ("
-           "  SELECT topic, 1 AS pending, (attempts > 0)::int AS retrying, 0 AS dead FROM outbox_messages"
-           "  UNION ALL SELECT topic, 0, 0, 1 FROM outbox_dead_letters) t "
-           "GROUP BY topic ORDER BY topic")) {
-    status.topics.push_back({r[0].as<std::string>(), r[1].as<std::int64_t>(), r[2].as<std::int64_t>(),
-                             r[3].as<std::int64_t>()});
+  for (const auto& r :
+       tx.exec("SELECT topic, sum(pending)::bigint, sum(retrying)::bigint, sum(dead)::bigint FROM ("
+               "  SELECT topic, 1 AS pending, (attempts > 0)::int AS retrying, 0 AS dead FROM outbox_messages"
+               "  UNION ALL SELECT topic, 0, 0, 1 FROM outbox_dead_letters) t "
+               "GROUP BY topic ORDER BY topic")) {
+    status.topics.push_back(
+        {r[0].as<std::string>(), r[1].as<std::int64_t>(), r[2].as<std::int64_t>(), r[3].as<std::int64_t>()});
   }
   // Relays of this schema (active or standby), and the leases each holds: advisory locks of class
   // hashtext(schema), which pg_locks shows as an unsigned oid. The server clips application_name

@@ -60,10 +60,10 @@ struct topic_backlog {
 };
 
 struct relay_session {
-  int pid = 0;  // PostgreSQL backend pid
-  std::string client;  // address:port, or "local"
+  int pid = 0;                  // PostgreSQL backend pid
+  std::string client;           // address:port, or "local"
   std::int64_t partitions = 0;  // leases held
-  bool standby = false;  // cannot reach its broker: holds no leases until it can
+  bool standby = false;         // cannot reach its broker: holds no leases until it can
 };
 
 struct outbox_status {
@@ -72,8 +72,8 @@ struct outbox_status {
   std::optional<double> oldest_age_seconds;
   std::int64_t retrying = 0;
   std::int64_t dead_letters = 0;
-  std::int64_t held_keys = 0;     // keys with a dead letter (held back with dead_letter_blocks_key)
-  std::int64_t held_rows = 0;     // rows of outbox_messages behind a dead letter of their key
+  std::int64_t held_keys = 0;                 // keys with a dead letter (held back with dead_letter_blocks_key)
+  std::int64_t held_rows = 0;                 // rows of outbox_messages behind a dead letter of their key
   std::optional<double> oldest_held_seconds;  // since the oldest dead letter of a key was written
   std::vector<topic_backlog> topics;
   std::vector<relay_session> relays;  // relays connected to this schema now

@@ -39,8 +39,8 @@ std::map<std::string, std::string> producer_defaults(const relay_config& config)
       // A topic the cluster says does not exist fails its messages as unknown_topic (a blocked
       // topic, no row's fault) after this, instead of timing out after message.timeout.ms.
       {"topic.metadata.propagation.max.ms",
-       std::to_string(std::min<std::chrono::milliseconds>(10s, message_timeout(config.outbox.delivery_timeout) / 2)
-                          .count())},
+       std::to_string(
+           std::min<std::chrono::milliseconds>(10s, message_timeout(config.outbox.delivery_timeout) / 2).count())},
       {"socket.keepalive.enable", "true"},
   };
 }
@@ -54,9 +54,9 @@ std::chrono::milliseconds property_ms(const std::map<std::string, std::string>& 
   const auto& text = it->second;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc{} || end != text.data() + text.size()) {
-    throw common::config_error("kafka.properties." + name,
-                               fmt::format("kafka.properties.{} must be a whole number of milliseconds, got \"{}\"",
-                                           name, text));
+    throw common::config_error(
+        "kafka.properties." + name,
+        fmt::format("kafka.properties.{} must be a whole number of milliseconds, got \"{}\"", name, text));
   }
   return std::chrono::milliseconds(value);
 }
@@ -64,8 +64,8 @@ std::chrono::milliseconds property_ms(const std::map<std::string, std::string>& 
 void check_order(std::chrono::milliseconds low, std::chrono::milliseconds high, const std::string& low_key,
                  const std::string& high_key) {
   if (low > high) {
-    throw common::config_error(low_key, fmt::format("{} ({}ms) must not exceed {} ({}ms)", low_key, low.count(),
-                                                    high_key, high.count()));
+    throw common::config_error(
+        low_key, fmt::format("{} ({}ms) must not exceed {} ({}ms)", low_key, low.count(), high_key, high.count()));
   }
 }
 
@@ -81,7 +81,8 @@ relay_config parse_config(common::config_reader& reader) {
   config.redis.stream_max_len = reader.get_int("redis.stream_max_len", 0, 0, std::int64_t{1} << 40);
 
   auto& o = config.outbox;
-  o.batch_size = static_cast<std::size_t>(reader.get_int("outbox.batch_size", static_cast<std::int64_t>(o.batch_size), 1, 10000));
+  o.batch_size =
+      static_cast<std::size_t>(reader.get_int("outbox.batch_size", static_cast<std::int64_t>(o.batch_size), 1, 10000));
   o.poll_interval = reader.get_duration("outbox.poll_interval", o.poll_interval, 10ms, 1min);
   o.delivery_timeout = reader.get_duration("outbox.delivery_timeout", o.delivery_timeout, 2s, 10min);
   o.max_attempts = static_cast<int>(reader.get_int("outbox.max_attempts", o.max_attempts, 1, 1000));

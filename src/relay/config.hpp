@@ -19,7 +19,6 @@
 
 namespace relay {
 
-
 struct outbox_config {
   /// Rows claimed (and locked) per transaction.
   std::size_t batch_size = 1000;
@@ -63,7 +62,6 @@ struct redis_config {
   std::int64_t stream_max_len = 0;
 };
 
-
 struct relay_config {
   std::string log_level = "info";
   common::database_config database;
@@ -78,8 +76,7 @@ struct relay_config {
 relay_config parse_config(common::config_reader& reader);
 
 /// parse_config() of a file read with the RELAY_ prefix and `env`. Throws common::config_error.
-relay_config load_config(const std::filesystem::path& path,
-                         common::env_lookup env = common::process_environment());
+relay_config load_config(const std::filesystem::path& path, common::env_lookup env = common::process_environment());
 
 /// librdkafka properties of the relay's producer: its defaults (idempotence, acks=all, lz4, a
 /// small linger, a bounded queue, message.timeout.ms below delivery_timeout), then

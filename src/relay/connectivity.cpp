@@ -109,7 +109,6 @@ bool service::impl::probe_broker() {
   return broker->reachable(timeout);
 }
 
-
 // A failure here is not handled here: the session's next real statement fails the same way
 // (with a batch open this runs from inside collect(), where the store cannot be dropped).
 void service::impl::keep_sessions_alive() {

@@ -306,7 +306,8 @@ void kafka_publisher::refresh_topics(std::span<const std::string> topics) {
   for (const auto& name : topics) {
     // A metadata request for the topic itself updates librdkafka's cache at once (a topic it
     // marked as not existing would otherwise stay so until its periodic refresh).
-    const std::unique_ptr<rd_kafka_topic_t, topic_deleter> topic(rd_kafka_topic_new(producer_.get(), name.c_str(), nullptr));
+    const std::unique_ptr<rd_kafka_topic_t, topic_deleter> topic(
+        rd_kafka_topic_new(producer_.get(), name.c_str(), nullptr));
     if (!topic) continue;
     const rd_kafka_metadata_t* metadata = nullptr;
     const auto code = rd_kafka_metadata(producer_.get(), 0, topic.get(), &metadata, 2000);

@@ -39,8 +39,8 @@ enum class delivery_status {
 
 struct delivery_result {
   delivery_status status = delivery_status::held_back;
-  std::string error;   // human-readable, stored as last_error
-  std::string reason;  // short, bounded label for relay_publish_errors_total{reason}
+  std::string error;                           // human-readable, stored as last_error
+  std::string reason;                          // short, bounded label for relay_publish_errors_total{reason}
   std::chrono::steady_clock::time_point at{};  // when the outcome became known
 };
 

@@ -110,9 +110,7 @@ batch_outcome service::impl::run_batches() {
   return outcome;
 }
 
-claimed_batch service::impl::claim() {
-  return db->claim(leases.owned(), config.outbox.batch_size, excluded_topics());
-}
+claimed_batch service::impl::claim() { return db->claim(leases.owned(), config.outbox.batch_size, excluded_topics()); }
 
 sent_batch service::impl::send(claimed_batch batch, clock_type::time_point claim_started,
                                clock_type::time_point claimed_at) {
@@ -126,8 +124,7 @@ sent_batch service::impl::send(claimed_batch batch, clock_type::time_point claim
 
 bool service::impl::may_claim_ahead() {
   const auto now = clock_type::now();
-  return !stopping() && broker_up && now < next_lease_refresh && now < next_gauges &&
-         !daemon.reload_pending();
+  return !stopping() && broker_up && now < next_lease_refresh && now < next_gauges && !daemon.reload_pending();
 }
 
 void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>& results, batch_outcome& outcome) {
@@ -164,11 +161,11 @@ void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>&
   const auto acknowledged_at = clock_type::now();
   sent.batch.remove(acknowledged);
   sent.batch.commit();
-  spdlog::debug("batch of {}: claimed in {:.1f}ms, acknowledged {:.1f}ms after sending ({:.1f}ms of it waited "
-                "for), deleted and committed in {:.1f}ms",
-                rows.size(), 1000 * seconds(sent.claimed_at - sent.claim_started),
-                1000 * seconds(acknowledged_at - sent.sent_at), 1000 * seconds(sent.waited),
-                1000 * seconds(clock_type::now() - acknowledged_at));
+  spdlog::debug(
+      "batch of {}: claimed in {:.1f}ms, acknowledged {:.1f}ms after sending ({:.1f}ms of it waited "
+      "for), deleted and committed in {:.1f}ms",
+      rows.size(), 1000 * seconds(sent.claimed_at - sent.claim_started), 1000 * seconds(acknowledged_at - sent.sent_at),
+      1000 * seconds(sent.waited), 1000 * seconds(clock_type::now() - acknowledged_at));
   outcome.published += acknowledged.size();
   published_total += acknowledged.size();
   dead_lettered_total += dead_lettered;
@@ -186,18 +183,20 @@ void service::impl::handle_rejection(claimed_batch& batch, const outbox_row& row
   if (attempts >= config.outbox.max_attempts) {
     batch.dead_letter(row, result.error);
     ++dead_lettered;
-    spdlog::error("outbox row {} (topic {}, key {}) moved to outbox_dead_letters after {} attempts: {} "
-                  "(`walletctl dead-letters requeue {}` puts it back)",
-                  row.id, row.topic, key, attempts, result.error, row.id);
+    spdlog::error(
+        "outbox row {} (topic {}, key {}) moved to outbox_dead_letters after {} attempts: {} "
+        "(`walletctl dead-letters requeue {}` puts it back)",
+        row.id, row.topic, key, attempts, result.error, row.id);
     return;
   }
   const auto retry_in = row_backoff.delay_for(static_cast<unsigned>(row.attempts));
   batch.reject(row, result.error, retry_in);
   const auto due = clock_type::now() + retry_in + 20ms;  // the database's clock set next_attempt_at
   if (!retry_due || due < *retry_due) retry_due = due;
-  spdlog::warn("outbox row {} (topic {}, key {}) rejected by the broker, attempt {} of {}: {}; next attempt in {}ms "
-               "(later rows of its key wait)",
-               row.id, row.topic, key, attempts, config.outbox.max_attempts, result.error, retry_in.count());
+  spdlog::warn(
+      "outbox row {} (topic {}, key {}) rejected by the broker, attempt {} of {}: {}; next attempt in {}ms "
+      "(later rows of its key wait)",
+      row.id, row.topic, key, attempts, config.outbox.max_attempts, result.error, retry_in.count());
 }
 
 void service::impl::topics_blocked(const std::map<std::string, std::string>& topics) {
@@ -206,9 +205,10 @@ void service::impl::topics_blocked(const std::map<std::string, std::string>& top
   for (const auto& [topic, reason] : topics) {
     auto [it, fresh] = blocked.try_emplace(topic, blocked_topic{reason, now, retry_at, true});
     if (fresh || !it->second.refused) {
-      spdlog::error("topic {}: the broker refuses every message ({}); its rows stay in the outbox (no attempt "
-                    "counted) and are retried with backoff, other topics flow meanwhile",
-                    topic, reason);
+      spdlog::error(
+          "topic {}: the broker refuses every message ({}); its rows stay in the outbox (no attempt "
+          "counted) and are retried with backoff, other topics flow meanwhile",
+          topic, reason);
     }
     if (it->second.reason != reason) metrics.publish_blocked(topic, it->second.reason, false);
     it->second.reason = reason;
@@ -301,6 +301,5 @@ bool service::impl::keep_waiting() {
   if (!stopping()) return true;
   return clock_type::now() < *daemon.stop_deadline();
 }
-
 
 }  // namespace relay

@@ -77,7 +77,8 @@ void redis_publisher::send(std::span<const outbox_row> rows, clock_type::time_po
 std::vector<delivery_result> redis_publisher::collect(clock_type::time_point deadline,
                                                       const std::function<bool()>& keep_waiting) {
   auto fail_from = [&](std::size_t first, const std::string& error) {
-    for (std::size_t i = first; i < sent_; ++i) results_[i] = {delivery_status::failed, error, "connection", clock_type::now()};
+    for (std::size_t i = first; i < sent_; ++i)
+      results_[i] = {delivery_status::failed, error, "connection", clock_type::now()};
     connection_.reset();  // unread replies or a broken socket: never reuse it
   };
   if (failed_from_) {
@@ -93,7 +94,8 @@ std::vector<delivery_result> redis_publisher::collect(clock_type::time_point dea
       }
       const auto reply = connection_->read_reply();
       if (reply.is_error()) {
-        results_[i] = {classify_redis_error(reply.text), "redis: " + reply.text, reason_of(reply.text), clock_type::now()};
+        results_[i] = {classify_redis_error(reply.text), "redis: " + reply.text, reason_of(reply.text),
+                       clock_type::now()};
       } else {
         results_[i] = {delivery_status::persisted, {}, {}, clock_type::now()};
       }

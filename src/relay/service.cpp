@@ -71,8 +71,9 @@ int service::impl::run() {
     try {
       step_aside();  // the other relays leave it out of their fair share until it can publish
       if (!probe_broker()) {
-        broker_unavailable(config.mq == common::mq_type::kafka ? "no Kafka broker answered at " + config.kafka.bootstrap_servers
-                                                       : "Redis did not answer at " + config.redis.url);
+        broker_unavailable(config.mq == common::mq_type::kafka
+                               ? "no Kafka broker answered at " + config.kafka.bootstrap_servers
+                               : "Redis did not answer at " + config.redis.url);
         pause(broker_backoff.next());
         continue;
       }
@@ -173,9 +174,10 @@ void service::impl::reload() {
   config.log_level = fresh.log_level;
   config.outbox.batch_size = fresh.outbox.batch_size;
   config.outbox.poll_interval = fresh.outbox.poll_interval;
-  spdlog::info("configuration reloaded: log.level {}, outbox.batch_size {}, outbox.poll_interval {}ms (other keys "
-               "take effect on restart)",
-               config.log_level, config.outbox.batch_size, config.outbox.poll_interval.count());
+  spdlog::info(
+      "configuration reloaded: log.level {}, outbox.batch_size {}, outbox.poll_interval {}ms (other keys "
+      "take effect on restart)",
+      config.log_level, config.outbox.batch_size, config.outbox.poll_interval.count());
 }
 
 std::string service::impl::status_text() const {
@@ -211,9 +213,10 @@ int service::impl::shut_down() {
   if (broker) {
     const auto undelivered = broker->close(left);
     if (undelivered > 0) {
-      spdlog::warn("{} messages were still queued in the producer at shutdown; their rows stay in the outbox and "
-                   "will be published again",
-                   undelivered);
+      spdlog::warn(
+          "{} messages were still queued in the producer at shutdown; their rows stay in the outbox and "
+          "will be published again",
+          undelivered);
     }
   }
   db.reset();  // closing the session releases the partition leases (and any row lock)

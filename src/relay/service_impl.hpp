@@ -36,9 +36,9 @@ inline constexpr std::chrono::milliseconds wait_slice{200};
 inline double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
 
 struct batch_outcome {
-  std::size_t claimed = 0;    // rows of the last batch
-  std::size_t published = 0;  // rows acknowledged, all batches
-  std::optional<std::string> broker_failure;  // a row failed because the broker did not answer
+  std::size_t claimed = 0;                     // rows of the last batch
+  std::size_t published = 0;                   // rows acknowledged, all batches
+  std::optional<std::string> broker_failure;   // a row failed because the broker did not answer
   std::map<std::string, std::string> blocked;  // topic -> reason: the broker refuses the whole topic
   std::map<std::string, std::string> failing;  // topic -> reason: rows failed, the broker did not answer
 };

@@ -138,19 +138,21 @@ std::string set_up_session(pqxx::connection& connection, const std::string& appl
   pqxx::nontransaction tx(connection);
   // The server stores application_name cleaned (printable ASCII) and clipped to 63 bytes: keep
   // the value it reports, since that is what other relays see in pg_stat_activity.
-  return tx.exec_params1("SELECT set_config('application_name', $1, false), "
-                         "       set_config('statement_timeout', '30s', false), "
-                         "       set_config('idle_in_transaction_session_timeout', $2, false), "
-                         // The freeze bound between batches (PostgreSQL 14+).
-                         "       set_config('idle_session_timeout', $3, false), "
-                         // Server-side keepalives: a relay host that vanishes loses its leases
-                         // within ~25 s.
-                         "       set_config('tcp_keepalives_idle', '10', false), "
-                         "       set_config('tcp_keepalives_interval', '5', false), "
-                         "       set_config('tcp_keepalives_count', '3', false), "
-                         "       set_config('synchronous_commit', $4, false)",
-                         application_name, std::to_string(settings.transaction_limit.count()),
-                         std::to_string(settings.idle_limit.count()), settings.synchronous_commit ? "on" : "off")[0]
+  return tx
+      .exec_params1(
+          "SELECT set_config('application_name', $1, false), "
+          "       set_config('statement_timeout', '30s', false), "
+          "       set_config('idle_in_transaction_session_timeout', $2, false), "
+          // The freeze bound between batches (PostgreSQL 14+).
+          "       set_config('idle_session_timeout', $3, false), "
+          // Server-side keepalives: a relay host that vanishes loses its leases
+          // within ~25 s.
+          "       set_config('tcp_keepalives_idle', '10', false), "
+          "       set_config('tcp_keepalives_interval', '5', false), "
+          "       set_config('tcp_keepalives_count', '3', false), "
+          "       set_config('synchronous_commit', $4, false)",
+          application_name, std::to_string(settings.transaction_limit.count()),
+          std::to_string(settings.idle_limit.count()), settings.synchronous_commit ? "on" : "off")[0]
       .as<std::string>();
 }
 
@@ -203,9 +205,10 @@ store::store(const common::database_config& config, const session_settings& sett
   connection_ = std::make_unique<pqxx::connection>(connection_string_);
   {
     pqxx::nontransaction tx(*connection_);
-    const auto row = tx.exec1("SELECT current_schema(), hashtext(current_schema()), "
-                              "hashtext(current_schema() || ':claims'), "
-                              "to_regclass('outbox_messages') IS NOT NULL, to_regclass('outbox_dead_letters') IS NOT NULL");
+    const auto row = tx.exec1(
+        "SELECT current_schema(), hashtext(current_schema()), "
+        "hashtext(current_schema() || ':claims'), "
+        "to_regclass('outbox_messages') IS NOT NULL, to_regclass('outbox_dead_letters') IS NOT NULL");
     if (row[0].is_null()) {
       throw store_error("database: the search_path names no existing schema: create it and run `walletctl migrate up`");
     }
@@ -213,9 +216,10 @@ store::store(const common::database_config& config, const session_settings& sett
     lock_class_ = row[1].as<int>();
     claims_lock_class_ = row[2].as<int>();
     if (!row[3].as<bool>() || !row[4].as<bool>()) {
-      throw store_error(fmt::format("database: schema \"{}\" has no outbox_messages/outbox_dead_letters table: run "
-                                    "`walletctl migrate up` against it",
-                                    schema_));
+      throw store_error(
+          fmt::format("database: schema \"{}\" has no outbox_messages/outbox_dead_letters table: run "
+                      "`walletctl migrate up` against it",
+                      schema_));
     }
   }
   application_name_ = set_up_session(*connection_, "outbox-relay:" + schema_, settings_);
@@ -284,9 +288,10 @@ std::vector<std::int16_t> store::try_lock_partitions(std::span<const std::int16_
       if (std::find(both.begin(), both.end(), p) == both.end()) refused.push_back(p);
     }
     pqxx::nontransaction(*connection_).exec_prepared("relay_unlock", lock_class_, array_literal(refused));
-    spdlog::debug("partition leases: {} partitions free on the main lock class are still held by another relay's "
-                  "claims session (its main session ended first); not taken",
-                  refused.size());
+    spdlog::debug(
+        "partition leases: {} partitions free on the main lock class are still held by another relay's "
+        "claims session (its main session ended first); not taken",
+        refused.size());
   }
   return both;
 }
@@ -295,9 +300,8 @@ void store::unlock_partitions(std::span<const std::int16_t> partitions) {
   if (partitions.empty()) return;
   const auto literal = array_literal(partitions);
   // Main session first: until the claims lock goes too, nobody can take the partition.
-  const auto released = pqxx::nontransaction(*connection_)
-                            .exec_prepared1("relay_unlock", lock_class_, literal)[0]
-                            .as<std::size_t>();
+  const auto released =
+      pqxx::nontransaction(*connection_).exec_prepared1("relay_unlock", lock_class_, literal)[0].as<std::size_t>();
   pqxx::nontransaction(*claim_connection_).exec_prepared1("relay_unlock", claims_lock_class_, literal);
   if (released != partitions.size()) {
     spdlog::warn("released {} of {} partition leases: the others were not held by this session", released,

@@ -163,9 +163,9 @@ class store {
   void keep_alive();
 
   /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order, leaving
-  /// out rows of `excluded_topics`; rows locked by an open batch are skipped. At most two batches may be open at once: the first one
-  /// opened on the main session, another one on the claims session. The calls above use both
-  /// sessions and must not be made while a batch is open.
+  /// out rows of `excluded_topics`; rows locked by an open batch are skipped. At most two batches may be open at once:
+  /// the first one opened on the main session, another one on the claims session. The calls above use both sessions and
+  /// must not be made while a batch is open.
   claimed_batch claim(std::span<const std::int16_t> owned, std::size_t limit,
                       std::span<const std::string> excluded_topics = {});
 
@@ -190,6 +190,5 @@ class store {
   int claims_lock_class_ = 0;  // the claims session's
   bool notified_ = false;
 };
-
 
 }  // namespace relay

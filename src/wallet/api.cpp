@@ -17,7 +17,9 @@ using common::http::error_response;
 using common::http::response;
 using json = nlohmann::ordered_json;
 
-response json_response(unsigned status, const json& body) { return response{status, "application/json", body.dump(), {}}; }
+response json_response(unsigned status, const json& body) {
+  return response{status, "application/json", body.dump(), {}};
+}
 
 std::vector<std::string_view> split_path(std::string_view path) {
   std::vector<std::string_view> segments;
@@ -33,8 +35,8 @@ std::vector<std::string_view> split_path(std::string_view path) {
 }
 
 response method_not_allowed(const std::string& method, std::string_view path, std::string_view allowed) {
-  auto res = error_response(405, "method_not_allowed",
-                            fmt::format("{} is not allowed on {}; use {}", method, path, allowed));
+  auto res =
+      error_response(405, "method_not_allowed", fmt::format("{} is not allowed on {}; use {}", method, path, allowed));
   res.headers.emplace_back("Allow", std::string(allowed));
   return res;
 }
@@ -130,9 +132,9 @@ response api::route(const common::http::request& request, std::string& route_nam
   if (route_name == "create_withdrawal") return create_withdrawal(request, who);
   const auto id = parse_positive_id(segments[2]);
   if (!id) {
-    return error_response(404, "not_found", fmt::format("no such {}: \"{}\" is not a positive integer id",
-                                                        segments[1] == "withdrawals" ? "withdrawal" : "account",
-                                                        segments[2]));
+    return error_response(404, "not_found",
+                          fmt::format("no such {}: \"{}\" is not a positive integer id",
+                                      segments[1] == "withdrawals" ? "withdrawal" : "account", segments[2]));
   }
   if (route_name == "get_withdrawal") return get_withdrawal(who, *id);
   if (route_name == "get_account") return get_account(who, *id);
@@ -140,16 +142,15 @@ response api::route(const common::http::request& request, std::string& route_nam
 }
 
 response api::create_withdrawal(const common::http::request& request, const principal& caller) {
-  parsed<withdrawal_fields> fields = api_error{415, "unsupported_media_type",
-                                               "send the body as JSON with Content-Type: application/json"};
+  parsed<withdrawal_fields> fields =
+      api_error{415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"};
   if (is_json_content_type(request.header("content-type"))) fields = parse_withdrawal_json(request.body);
-  const auto result = operations_.create_withdrawal(caller, fields, request.header("idempotency-key"),
-                                                    request.header("traceparent"));
+  const auto result =
+      operations_.create_withdrawal(caller, fields, request.header("idempotency-key"), request.header("traceparent"));
   if (const auto* refused = std::get_if<api_error>(&result)) return error_of(*refused);
   const auto& created = std::get<withdrawal_created>(result);
-  auto res = json_response(201, json{{"withdrawal_id", created.withdrawal_id},
-                                     {"status", "pending"},
-                                     {"created_at", created.created_at}});
+  auto res = json_response(
+      201, json{{"withdrawal_id", created.withdrawal_id}, {"status", "pending"}, {"created_at", created.created_at}});
   res.headers.emplace_back("Location", fmt::format("/v1/withdrawals/{}", created.withdrawal_id));
   if (created.replayed) res.headers.emplace_back("Idempotent-Replayed", "true");
   return res;
@@ -176,8 +177,8 @@ response api::get_withdrawal(const principal& caller, std::int64_t id) {
 }
 
 response api::deposit(const common::http::request& request, const principal& caller, std::int64_t user_id) {
-  parsed<std::string> amount = api_error{415, "unsupported_media_type",
-                                         "send the body as JSON with Content-Type: application/json"};
+  parsed<std::string> amount =
+      api_error{415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"};
   if (is_json_content_type(request.header("content-type"))) amount = parse_deposit_json(request.body);
   const auto result = operations_.deposit(caller, user_id, amount, request.header("idempotency-key"));
   if (const auto* refused = std::get_if<api_error>(&result)) return error_of(*refused);

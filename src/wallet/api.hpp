@@ -40,8 +40,7 @@ class api {
   common::http::response route(const common::http::request& request, std::string& route_name);
   common::http::response create_withdrawal(const common::http::request& request, const principal& caller);
   common::http::response get_withdrawal(const principal& caller, std::int64_t id);
-  common::http::response deposit(const common::http::request& request, const principal& caller,
-                                 std::int64_t user_id);
+  common::http::response deposit(const common::http::request& request, const principal& caller, std::int64_t user_id);
   common::http::response get_account(const principal& caller, std::int64_t user_id);
 
   operations& operations_;

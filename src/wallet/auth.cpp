@@ -70,9 +70,12 @@ std::optional<unsigned> parse_scopes(std::string_view text) {
 
 std::string_view scope_name(scope s) noexcept {
   switch (s) {
-    case scope::withdraw: return "withdraw";
-    case scope::read: return "read";
-    case scope::deposit: return "deposit";
+    case scope::withdraw:
+      return "withdraw";
+    case scope::read:
+      return "read";
+    case scope::deposit:
+      return "deposit";
   }
   return "?";
 }
@@ -101,8 +104,9 @@ token_set token_set::parse(std::string_view text, const std::string& origin) {
       e.d[i] = static_cast<std::uint8_t>((hi << 4) | lo);
     }
     if (!ok) {
-      throw refuse("expected the 64-hex-digit SHA-256 of a token (printf %s \"$TOKEN\" | sha256sum), not the token "
-                   "itself");
+      throw refuse(
+          "expected the 64-hex-digit SHA-256 of a token (printf %s \"$TOKEN\" | sha256sum), not the token "
+          "itself");
     }
     // sha256sum prints "<digest>  -": accept its output pasted as it is.
     if (fields.size() == 1 || (fields.size() == 2 && fields[1] == "-")) {
@@ -114,15 +118,17 @@ token_set token_set::parse(std::string_view text, const std::string& origin) {
       }
       const auto scopes = parse_scopes(fields[2]);
       if (!scopes) {
-        throw refuse(fmt::format("scopes \"{}\" must be a comma-separated list of withdraw, read, deposit "
-                                 "(e.g. withdraw,read)",
-                                 fields[2]));
+        throw refuse(
+            fmt::format("scopes \"{}\" must be a comma-separated list of withdraw, read, deposit "
+                        "(e.g. withdraw,read)",
+                        fields[2]));
       }
       e.who.name = std::string(fields[1]);
       e.who.scopes = *scopes;
     } else {
-      throw refuse("expected \"<sha256-hex> <name> <scopes>\" (e.g. \"<digest> gateway withdraw,read\") or the "
-                   "digest alone (every scope)");
+      throw refuse(
+          "expected \"<sha256-hex> <name> <scopes>\" (e.g. \"<digest> gateway withdraw,read\") or the "
+          "digest alone (every scope)");
     }
     set.entries_.push_back(std::move(e));
   }
@@ -164,8 +170,8 @@ std::shared_ptr<const token_set> load_tokens(const std::optional<std::filesystem
   if (tokens_file) {
     path = *tokens_file;
     origin = "auth.tokens_file";
-  } else if (auto dir = env("CREDENTIALS_DIRECTORY"); dir && std::filesystem::exists(std::filesystem::path(*dir) /
-                                                                                       "api-tokens")) {
+  } else if (auto dir = env("CREDENTIALS_DIRECTORY");
+             dir && std::filesystem::exists(std::filesystem::path(*dir) / "api-tokens")) {
     path = std::filesystem::path(*dir) / "api-tokens";
     origin = "credential api-tokens";
   } else if (auth_disabled) {
@@ -179,8 +185,8 @@ std::shared_ptr<const token_set> load_tokens(const std::optional<std::filesystem
   }
   std::ifstream in(path);
   if (!in) {
-    throw common::config_error(origin, fmt::format("{}: cannot read {}: check the path and its permissions", origin,
-                                                   path.string()));
+    throw common::config_error(
+        origin, fmt::format("{}: cannot read {}: check the path and its permissions", origin, path.string()));
   }
   std::stringstream buffer;
   buffer << in.rdbuf();

@@ -74,8 +74,8 @@ service_config parse_config(common::config_reader& reader) {
 
   config.http = common::http::parse_server_config(reader, 8080);
   // Handlers block on the database: one I/O thread per pooled connection keeps both busy.
-  config.http.threads = static_cast<std::size_t>(
-      reader.get_int("http.threads", static_cast<std::int64_t>(config.pool_size), 1, 1000));
+  config.http.threads =
+      static_cast<std::size_t>(reader.get_int("http.threads", static_cast<std::int64_t>(config.pool_size), 1, 1000));
   config.http.request_timeout = reader.get_duration("http.request_timeout", config.http.request_timeout, 100ms, 10min);
   config.http.idle_timeout = reader.get_duration("http.idle_timeout", config.http.idle_timeout, 100ms, 1h);
   config.http.body_limit = 64 * 1024;
@@ -100,8 +100,9 @@ service_config parse_config(common::config_reader& reader) {
 
   const auto chain_names = reader.table_names("chains");
   if (chain_names.empty()) {
-    throw common::config_error("chains", "at least one [chains.<name>] table is required, e.g. [chains.eth] "
-                                         "with decimals = 18");
+    throw common::config_error("chains",
+                               "at least one [chains.<name>] table is required, e.g. [chains.eth] "
+                               "with decimals = 18");
   }
   for (const auto& name : chain_names) {
     const std::string prefix = "chains." + name;

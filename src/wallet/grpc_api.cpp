@@ -24,18 +24,30 @@ using grpc::health::v1::HealthCheckResponse;
 
 const char* code_name(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    default: return "INTERNAL";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "INTERNAL";
   }
 }
 
@@ -177,8 +189,8 @@ class wallet_service final : public v1::WalletService::Service {
         parsed<std::string> amount = request->amount();
         if (auto e = missing("amount", request->amount().empty(), "Deposit needs user_id and amount")) amount = *e;
         if (request->user_id() <= 0) {
-          amount = api_error{400, "invalid_type", fmt::format("user_id must be a positive integer such as 42, got {}",
-                                                              request->user_id())};
+          amount = api_error{400, "invalid_type",
+                             fmt::format("user_id must be a positive integer such as 42, got {}", request->user_id())};
         }
         const auto result = operations_.deposit(caller, request->user_id(), amount, request->idempotency_key());
         if (const auto* refused = std::get_if<api_error>(&result)) return status_of(*refused);
@@ -299,9 +311,10 @@ void grpc_api::start() {
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
     impl_->server.reset();
-    throw std::runtime_error(fmt::format("gRPC: cannot listen on {}: is the port taken? (grpc.listen / grpc.port, "
-                                         "or grpc.enabled = false)",
-                                         address));
+    throw std::runtime_error(
+        fmt::format("gRPC: cannot listen on {}: is the port taken? (grpc.listen / grpc.port, "
+                    "or grpc.enabled = false)",
+                    address));
   }
   spdlog::info("listening on grpc://{}", host_port(impl_->config.listen, static_cast<std::uint16_t>(impl_->port)));
 }

@@ -55,14 +55,22 @@ api_error unavailable_error(const database_unavailable& e, bool money_moves) {
 
 int grpc_status_code(const api_error& e) noexcept {
   switch (e.status) {
-    case 400: return 3;   // INVALID_ARGUMENT
-    case 401: return 16;  // UNAUTHENTICATED
-    case 403: return 7;   // PERMISSION_DENIED
-    case 404: return 5;   // NOT_FOUND
-    case 409: return e.code == "idempotency_key_reused" ? 6 : 9;  // ALREADY_EXISTS : FAILED_PRECONDITION
-    case 413: return 8;   // RESOURCE_EXHAUSTED
-    case 503: return 14;  // UNAVAILABLE
-    default: return 13;   // INTERNAL
+    case 400:
+      return 3;  // INVALID_ARGUMENT
+    case 401:
+      return 16;  // UNAUTHENTICATED
+    case 403:
+      return 7;  // PERMISSION_DENIED
+    case 404:
+      return 5;  // NOT_FOUND
+    case 409:
+      return e.code == "idempotency_key_reused" ? 6 : 9;  // ALREADY_EXISTS : FAILED_PRECONDITION
+    case 413:
+      return 8;  // RESOURCE_EXHAUSTED
+    case 503:
+      return 14;  // UNAVAILABLE
+    default:
+      return 13;  // INTERNAL
   }
 }
 
@@ -134,9 +142,10 @@ outcome<withdrawal_created> operations::create_withdrawal(const principal& calle
         return error(404, "unknown_user",
                      fmt::format("user_id {} has no account; nothing was written", request.user_id));
       case create_outcome::insufficient_balance:
-        return error(409, "insufficient_balance", fmt::format("the balance of user_id {} is below {}; nothing was "
-                                                              "debited",
-                                                              request.user_id, request.amount));
+        return error(409, "insufficient_balance",
+                     fmt::format("the balance of user_id {} is below {}; nothing was "
+                                 "debited",
+                                 request.user_id, request.amount));
       case create_outcome::key_reused:
         return error(409, "idempotency_key_reused",
                      fmt::format("this Idempotency-Key was already used for a different withdrawal{}: send a new key "
@@ -191,8 +200,9 @@ outcome<deposit_made> operations::deposit(const principal& caller, std::int64_t 
                      "this Idempotency-Key was already used for a different deposit: send a new key for a new "
                      "deposit, or the original request to get its answer");
       case deposit_outcome::out_of_range:
-        return error(400, "invalid_amount", "amount would take the balance beyond the largest value the wallet "
-                                            "stores (10^60); nothing was credited");
+        return error(400, "invalid_amount",
+                     "amount would take the balance beyond the largest value the wallet "
+                     "stores (10^60); nothing was credited");
     }
     return internal_error();
   });

@@ -25,19 +25,29 @@ using json = nlohmann::json;
 
 constexpr unsigned balance_decimals = 18;  // scale of accounts.balance
 
-api_error bad_request(std::string code, std::string message) { return api_error{400, std::move(code), std::move(message)}; }
+api_error bad_request(std::string code, std::string message) {
+  return api_error{400, std::move(code), std::move(message)};
+}
 
 const char* type_name(const json& value) {
   switch (value.type()) {
-    case json::value_t::null: return "null";
-    case json::value_t::boolean: return "a boolean";
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
     case json::value_t::number_integer:
-    case json::value_t::number_unsigned: return "an integer";
-    case json::value_t::number_float: return "a fractional number";
-    case json::value_t::string: return "a string";
-    case json::value_t::array: return "an array";
-    case json::value_t::object: return "an object";
-    default: return "an unsupported value";
+    case json::value_t::number_unsigned:
+      return "an integer";
+    case json::value_t::number_float:
+      return "a fractional number";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "an unsupported value";
   }
 }
 
@@ -66,8 +76,8 @@ parsed<json> parse_object(std::string_view body, std::string_view example) {
                                                    e.byte, example));
   }
   if (duplicate) {
-    return bad_request("invalid_json", fmt::format("field \"{}\" appears more than once: send each field once",
-                                                   *duplicate));
+    return bad_request("invalid_json",
+                       fmt::format("field \"{}\" appears more than once: send each field once", *duplicate));
   }
   if (!document.is_object()) {
     return bad_request("invalid_json", fmt::format("request body must be a JSON object such as {}, got {}", example,
@@ -81,8 +91,8 @@ std::optional<api_error> check_fields(const json& object, std::initializer_list<
                                       std::string_view what) {
   for (const auto& [name, value] : object.items()) {
     if (std::find(fields.begin(), fields.end(), name) == fields.end()) {
-      return bad_request("unknown_field", fmt::format("unknown field \"{}\": {} takes only {}", name, what,
-                                                      fmt::join(fields, ", ")));
+      return bad_request("unknown_field",
+                         fmt::format("unknown field \"{}\": {} takes only {}", name, what, fmt::join(fields, ", ")));
     }
   }
   for (const auto field : fields) {
@@ -98,8 +108,9 @@ std::optional<api_error> check_fields(const json& object, std::initializer_list<
 // clients, and 0.1 + 0.2 is not 0.3 there.
 parsed<std::string> amount_text(const json& value) {
   if (value.is_number()) {
-    return bad_request("invalid_type", "amount must be a decimal string such as \"1.25\", not a JSON number: "
-                                       "numbers lose precision in transit; quote the amount");
+    return bad_request("invalid_type",
+                       "amount must be a decimal string such as \"1.25\", not a JSON number: "
+                       "numbers lose precision in transit; quote the amount");
   }
   if (!value.is_string()) {
     return bad_request("invalid_type",
@@ -161,8 +172,8 @@ parsed<withdrawal_fields> parse_withdrawal_json(std::string_view body) {
 
   const auto& chain_value = object.at("chain");
   if (!chain_value.is_string()) {
-    return bad_request("invalid_type", fmt::format("chain must be a string such as \"eth\", got {}",
-                                                   type_name(chain_value)));
+    return bad_request("invalid_type",
+                       fmt::format("chain must be a string such as \"eth\", got {}", type_name(chain_value)));
   }
   fields.chain = chain_value.get<std::string>();
 
@@ -183,8 +194,8 @@ parsed<withdrawal_fields> parse_withdrawal_json(std::string_view body) {
 parsed<withdrawal_request> validate_withdrawal(const withdrawal_fields& fields, const chain_map& chains) {
   withdrawal_request request;
   if (fields.user_id <= 0) {
-    return bad_request("invalid_type", fmt::format("user_id must be a positive integer such as 42, got {}",
-                                                   fields.user_id));
+    return bad_request("invalid_type",
+                       fmt::format("user_id must be a positive integer such as 42, got {}", fields.user_id));
   }
   request.user_id = fields.user_id;
 
@@ -252,8 +263,9 @@ std::string request_digest(const withdrawal_request& request) {
 std::optional<api_error> check_idempotency_key(std::string_view key) {
   const bool visible = std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
   if (key.empty() || key.size() > 255 || !visible) {
-    return bad_request("invalid_idempotency_key", "Idempotency-Key must be 1..255 visible ASCII characters, "
-                                                  "e.g. a UUID");
+    return bad_request("invalid_idempotency_key",
+                       "Idempotency-Key must be 1..255 visible ASCII characters, "
+                       "e.g. a UUID");
   }
   return std::nullopt;
 }
@@ -281,9 +293,8 @@ bool is_json_content_type(std::string_view content_type) {
   while (!media.empty() && std::isspace(static_cast<unsigned char>(media.front()))) media.remove_prefix(1);
   static constexpr std::string_view expected = "application/json";
   return media.size() == expected.size() &&
-         std::equal(media.begin(), media.end(), expected.begin(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == b;
-         });
+         std::equal(media.begin(), media.end(), expected.begin(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
 }
 
 std::optional<std::int64_t> parse_positive_id(std::string_view segment) {

@@ -64,12 +64,13 @@ void service::set_tokens(std::shared_ptr<const token_set> tokens) { parts_->ops.
 
 std::string service::describe() const {
   const auto& c = parts_->config;
-  return fmt::format("database {}, pool {} connections, {} HTTP threads, gRPC {}, deposits {}, idempotency keys {}, "
-                     "authentication {}",
-                     common::redacted_url(c.database.url), c.pool_size, c.http.threads, c.grpc.enabled ? "on" : "off",
-                     c.enable_deposits ? "on" : "off", c.require_idempotency_key ? "required" : "optional",
-                     parts_->tokens_at_start > 0 ? fmt::format("on ({} tokens)", parts_->tokens_at_start)
-                                                 : std::string("off (auth.disabled)"));
+  return fmt::format(
+      "database {}, pool {} connections, {} HTTP threads, gRPC {}, deposits {}, idempotency keys {}, "
+      "authentication {}",
+      common::redacted_url(c.database.url), c.pool_size, c.http.threads, c.grpc.enabled ? "on" : "off",
+      c.enable_deposits ? "on" : "off", c.require_idempotency_key ? "required" : "optional",
+      parts_->tokens_at_start > 0 ? fmt::format("on ({} tokens)", parts_->tokens_at_start)
+                                  : std::string("off (auth.disabled)"));
 }
 
 std::string service::status() const {

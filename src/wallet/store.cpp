@@ -1,6 +1,5 @@
 #include "wallet/store.hpp"
 
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
@@ -38,9 +37,8 @@ constexpr const char* insert_outbox_sql =
     "INSERT INTO outbox_messages (topic, key, payload, headers) "
     "VALUES ($1, $2, convert_to($3, 'UTF8'), $4::jsonb || jsonb_build_object('event-id', gen_random_uuid()::text))";
 
-constexpr const char* find_by_key_sql =
-    "SELECT id, encode(request_digest, 'hex'), " WALLET_RFC3339("created_at")
-    " FROM withdrawals WHERE coalesce(created_by, '') = coalesce($2, '') AND idempotency_key = $1";
+constexpr const char* find_by_key_sql = "SELECT id, encode(request_digest, 'hex'), " WALLET_RFC3339(
+    "created_at") " FROM withdrawals WHERE coalesce(created_by, '') = coalesce($2, '') AND idempotency_key = $1";
 
 constexpr const char* find_withdrawal_sql =
     "SELECT id, user_id, chain, to_address, amount::text, status, tx_hash, failure_reason, broadcast_at IS NOT NULL, "
@@ -48,9 +46,8 @@ constexpr const char* find_withdrawal_sql =
     WALLET_RFC3339("broadcast_at") ", " WALLET_RFC3339("confirmed_at") ", " WALLET_RFC3339("failed_at")
     " FROM withdrawals WHERE id = $1";
 
-constexpr const char* find_account_sql =
-    "SELECT user_id, balance::text, " WALLET_RFC3339("created_at") ", " WALLET_RFC3339("updated_at")
-    " FROM accounts WHERE user_id = $1";
+constexpr const char* find_account_sql = "SELECT user_id, balance::text, " WALLET_RFC3339(
+    "created_at") ", " WALLET_RFC3339("updated_at") " FROM accounts WHERE user_id = $1";
 
 // As for withdrawals: the per-client key's unique index arbitrates concurrent retries.
 constexpr const char* insert_deposit_sql =
@@ -78,15 +75,18 @@ std::optional<T> optional_field(const pqxx::field& field) {
 
 std::string session_settings(std::chrono::milliseconds statement_timeout) {
   // Integers from our own configuration, not input: formatting them into SQL is safe.
-  return fmt::format("SET statement_timeout = {0}; SET lock_timeout = {0}; "
-                     "SET idle_in_transaction_session_timeout = {1}; SET TIME ZONE 'UTC'",
-                     statement_timeout.count(), std::max<std::int64_t>(statement_timeout.count() * 2, 1000));
+  return fmt::format(
+      "SET statement_timeout = {0}; SET lock_timeout = {0}; "
+      "SET idle_in_transaction_session_timeout = {1}; SET TIME ZONE 'UTC'",
+      statement_timeout.count(), std::max<std::int64_t>(statement_timeout.count() * 2, 1000));
 }
 
 }  // namespace
 
 store::store(common::connection_pool& pool, int max_attempts)
-    : pool_(pool), retry_policy_{static_cast<unsigned>(max_attempts), std::chrono::milliseconds(5), std::chrono::milliseconds(100)} {}
+    : pool_(pool),
+      retry_policy_{static_cast<unsigned>(max_attempts), std::chrono::milliseconds(5), std::chrono::milliseconds(100)} {
+}
 
 common::connection_pool::connection_setup store::session_setup(std::chrono::milliseconds statement_timeout) {
   return [statement_timeout](pqxx::connection& connection) {

@@ -53,8 +53,8 @@ struct withdrawal_record {
   std::int64_t user_id = 0;
   std::string chain;
   std::string to_address;
-  std::string amount;  // canonical decimal
-  std::string status;  // pending, signed, broadcast, confirmed, failed
+  std::string amount;                  // canonical decimal
+  std::string status;                  // pending, signed, broadcast, confirmed, failed
   std::optional<std::string> tx_hash;  // once broadcast
   std::optional<std::string> failure_reason;
   // RFC 3339 UTC with microseconds ("2024-05-01T12:00:00.123456Z").

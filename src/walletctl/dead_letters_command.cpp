@@ -18,7 +18,8 @@ std::int64_t parse_id(const std::string& text) {
   std::int64_t id = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
   if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
-    throw usage_error("ID must be a positive whole number (an outbox id from `dead-letters list`), got \"" + text + "\"");
+    throw usage_error("ID must be a positive whole number (an outbox id from `dead-letters list`), got \"" + text +
+                      "\"");
   }
   return id;
 }
@@ -91,9 +92,10 @@ int discard(context& ctx, std::span<const std::string> args) {
   for (const auto& a : args) ids.push_back(parse_id(a));
   pqxx::connection connection(common::connection_string(ctx.database));
   const auto discarded = relay::discard_dead_letters(connection, ids);
-  ctx.out << fmt::format("discarded {} dead letter(s) for good: {} (recorded in outbox_discarded_dead_letters; "
-                         "later rows of their keys flow again)\n",
-                         discarded.size(), fmt::join(discarded, ", "));
+  ctx.out << fmt::format(
+      "discarded {} dead letter(s) for good: {} (recorded in outbox_discarded_dead_letters; "
+      "later rows of their keys flow again)\n",
+      discarded.size(), fmt::join(discarded, ", "));
   return 0;
 }
 

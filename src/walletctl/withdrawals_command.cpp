@@ -72,9 +72,10 @@ int cancel(context& ctx, std::span<const std::string> args) {
                            row[0][3].as<std::string>());
     return 0;
   }
-  tx.exec_params("UPDATE withdrawals SET cancel_requested_at = now(), cancel_requested_by = $2, updated_at = now() "
-                 "WHERE id = $1",
-                 id, by);
+  tx.exec_params(
+      "UPDATE withdrawals SET cancel_requested_at = now(), cancel_requested_by = $2, updated_at = now() "
+      "WHERE id = $1",
+      id, by);
   tx.commit();
   ctx.out << fmt::format(
       "withdrawal {} ({}, chain {}): cancel requested by {}.\n"

@@ -200,8 +200,8 @@ int withdrawals_show(context& ctx, std::span<const std::string> arguments) {
                                                   "WHERE withdrawal_id = $1 ORDER BY changed_at, id",
                                                   iso("changed_at")),
                                       id)) {
-    history.push_back({{"status", h[0].as<std::string>()}, {"at", h[1].as<std::string>()},
-                       {"reason", nullable(text_or_null(h[2]))}});
+    history.push_back(
+        {{"status", h[0].as<std::string>()}, {"at", h[1].as<std::string>()}, {"reason", nullable(text_or_null(h[2]))}});
   }
 
   json versions = json::array();
@@ -234,13 +234,15 @@ int withdrawals_show(context& ctx, std::span<const std::string> arguments) {
   auto str = [](const json& value) { return value.is_null() ? std::string("-") : value.get<std::string>(); };
   ctx.out << fmt::format("withdrawal {}\n", id);
   ctx.out << fmt::format("  status:       {} since {}\n", str(withdrawal["status"]), str(withdrawal["status_since"]));
-  ctx.out << fmt::format("  user:         {}{}\n", withdrawal["user_id"].get<std::int64_t>(),
-                         withdrawal["created_by"].is_null() ? "" : " (created by " + str(withdrawal["created_by"]) + ")");
+  ctx.out << fmt::format(
+      "  user:         {}{}\n", withdrawal["user_id"].get<std::int64_t>(),
+      withdrawal["created_by"].is_null() ? "" : " (created by " + str(withdrawal["created_by"]) + ")");
   ctx.out << fmt::format("  amount:       {} on {} to {}\n", str(withdrawal["amount"]), str(withdrawal["chain"]),
                          str(withdrawal["to_address"]));
   ctx.out << fmt::format("  from:         {} nonce {}\n", str(withdrawal["from_address"]), str(withdrawal["nonce"]));
   ctx.out << fmt::format("  tx hash:      {}\n", str(withdrawal["tx_hash"]));
-  if (!withdrawal["failure_reason"].is_null()) ctx.out << "  failure:      " << str(withdrawal["failure_reason"]) << "\n";
+  if (!withdrawal["failure_reason"].is_null())
+    ctx.out << "  failure:      " << str(withdrawal["failure_reason"]) << "\n";
   if (!withdrawal["cancel_requested_at"].is_null()) {
     ctx.out << fmt::format("  cancel:       requested {} by {}\n", str(withdrawal["cancel_requested_at"]),
                            str(withdrawal["cancel_requested_by"]));

@@ -61,8 +61,7 @@ std::string uuid_v4() {
 std::string rfc3339_now() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   std::array<char, 32> text{};
@@ -163,8 +162,8 @@ chain::hash256 transfer(broadcaster::eth_rpc& node, const chain::private_key& fr
     }
     // Another client of the same sender may have taken the nonce between our read and our send.
     if (!result.nonce_too_low || attempt == 5) {
-      throw std::runtime_error(fmt::format("transfer from {}: the node refused: {}", from.address().to_checksum_string(),
-                                           result.message));
+      throw std::runtime_error(
+          fmt::format("transfer from {}: the node refused: {}", from.address().to_checksum_string(), result.message));
     }
   }
 }
@@ -180,9 +179,9 @@ std::string config_path(std::string_view name) { return fmt::format("{}/conf/{}.
 daemon_process::daemon_process(std::string binary, std::string config, std::map<std::string, std::string> env,
                                std::string label)
     : log_path_(test_support::new_log_path(label)) {
-  process_ = std::make_unique<test_support::child_process>(
-      test_support::bin_path(binary), std::vector<std::string>{"--config", config_path(config)}, std::move(env),
-      log_path_);
+  process_ = std::make_unique<test_support::child_process>(test_support::bin_path(binary),
+                                                           std::vector<std::string>{"--config", config_path(config)},
+                                                           std::move(env), log_path_);
 }
 
 void daemon_process::kill() {
@@ -234,8 +233,8 @@ std::map<std::string, std::string> worker_environment(const worker_setup& setup)
 }
 
 std::unique_ptr<daemon_process> start_worker(const worker_setup& setup, std::string label) {
-  auto worker =
-      std::make_unique<daemon_process>("broadcaster-worker", "broadcaster", worker_environment(setup), std::move(label));
+  auto worker = std::make_unique<daemon_process>("broadcaster-worker", "broadcaster", worker_environment(setup),
+                                                 std::move(label));
   const std::string mode = setup.mq == "redis" ? "MQ Mode: Redis Stream Consumer" : "MQ Mode: Kafka Consumer";
   worker->http_port();
   test_support::wait_until([&] { return worker->log().find(mode) != std::string::npos || !worker->running(); }, 30s);
@@ -301,13 +300,15 @@ void create_account(pqxx::connection& db, std::int64_t user_id, std::string_view
 }
 
 std::int64_t insert_pending_withdrawal(pqxx::work& tx, const new_withdrawal& w) {
-  tx.exec_params1("UPDATE accounts SET balance = balance - $2::numeric, updated_at = now() WHERE user_id = $1 "
-                  "RETURNING balance",
-                  w.user_id, w.amount);
+  tx.exec_params1(
+      "UPDATE accounts SET balance = balance - $2::numeric, updated_at = now() WHERE user_id = $1 "
+      "RETURNING balance",
+      w.user_id, w.amount);
   return tx
-      .exec_params1("INSERT INTO withdrawals (user_id, chain, to_address, amount) VALUES ($1, $2, $3, $4::numeric) "
-                    "RETURNING id",
-                    w.user_id, w.chain, w.to.to_checksum_string(), w.amount)[0]
+      .exec_params1(
+          "INSERT INTO withdrawals (user_id, chain, to_address, amount) VALUES ($1, $2, $3, $4::numeric) "
+          "RETURNING id",
+          w.user_id, w.chain, w.to.to_checksum_string(), w.amount)[0]
       .as<std::int64_t>();
 }
 
@@ -327,9 +328,9 @@ withdrawal_row load_withdrawal(pqxx::connection& db, std::int64_t id) {
 std::vector<withdrawal_row> load_withdrawals(pqxx::connection& db, const std::vector<std::int64_t>& ids) {
   pqxx::read_transaction tx(db);
   std::vector<withdrawal_row> out;
-  for (const auto& r : tx.exec_params(fmt::format("SELECT {} FROM withdrawals WHERE id = ANY($1::bigint[]) ORDER BY id",
-                                                  withdrawal_columns),
-                                      id_array(ids))) {
+  for (const auto& r : tx.exec_params(
+           fmt::format("SELECT {} FROM withdrawals WHERE id = ANY($1::bigint[]) ORDER BY id", withdrawal_columns),
+           id_array(ids))) {
     out.push_back(to_row(r));
   }
   return out;
@@ -350,8 +351,8 @@ bool wait_all_status(pqxx::connection& db, const std::vector<std::int64_t>& ids,
 
 bool balance_is(pqxx::connection& db, std::int64_t user_id, std::string_view expected) {
   pqxx::read_transaction tx(db);
-  return tx.exec_params1("SELECT balance = $2::numeric FROM accounts WHERE user_id = $1", user_id,
-                         std::string(expected))[0]
+  return tx
+      .exec_params1("SELECT balance = $2::numeric FROM accounts WHERE user_id = $1", user_id, std::string(expected))[0]
       .as<bool>();
 }
 
@@ -372,9 +373,8 @@ std::string event_payload(std::int64_t withdrawal_id, std::int64_t user_id, std:
       .dump();
 }
 
-test_support::kafka_producer::message event_message(const std::string& topic, std::int64_t user_id,
-                                                    std::string payload, std::int64_t outbox_id,
-                                                    std::int32_t partition) {
+test_support::kafka_producer::message event_message(const std::string& topic, std::int64_t user_id, std::string payload,
+                                                    std::int64_t outbox_id, std::int32_t partition) {
   test_support::kafka_producer::message m;
   m.topic = topic;
   m.key = std::to_string(user_id);
@@ -397,9 +397,10 @@ test_support::kafka_producer::message event_for(const std::string& topic, const 
 void insert_outbox_event(pqxx::work& tx, const std::string& topic, std::int64_t user_id, const std::string& payload) {
   const nlohmann::json headers{
       {"event-type", "WithdrawalCreated"}, {"event-id", uuid_v4()}, {"created-at", rfc3339_now()}};
-  tx.exec_params0("INSERT INTO outbox_messages (topic, key, payload, headers) "
-                  "VALUES ($1, $2, convert_to($3, 'UTF8'), $4::jsonb)",
-                  topic, std::to_string(user_id), payload, headers.dump());
+  tx.exec_params0(
+      "INSERT INTO outbox_messages (topic, key, payload, headers) "
+      "VALUES ($1, $2, convert_to($3, 'UTF8'), $4::jsonb)",
+      topic, std::to_string(user_id), payload, headers.dump());
 }
 
 // ------------------------------------------------------------------ payments

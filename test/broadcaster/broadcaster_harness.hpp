@@ -61,7 +61,6 @@ nlohmann::json transaction_by_hash(broadcaster::eth_rpc& node, const std::string
 /// <repo>/conf/<name>.toml.
 std::string config_path(std::string_view name);
 
-
 /// A daemon (`<build>/bin/<binary> --config <repo>/conf/<config>.toml`) with `env` on top of the
 /// test's environment. SIGKILLed at destruction if still running.
 class daemon_process {
@@ -95,7 +94,7 @@ class daemon_process {
 struct worker_setup {
   const test_support::test_schema* schema = nullptr;
   const hot_wallet* wallet = nullptr;
-  std::string topic;      // Kafka topic or Redis stream
+  std::string topic;  // Kafka topic or Redis stream
   std::string group;
   std::string dlq_topic;  // Kafka topic or Redis stream
   std::string mq = "kafka";
@@ -174,9 +173,8 @@ std::string event_payload(std::int64_t withdrawal_id, std::int64_t user_id, std:
 
 /// The Kafka record of an event: key = user id, headers event-type, event-id (random UUID),
 /// created-at (now), outbox-id = `outbox_id`.
-test_support::kafka_producer::message event_message(const std::string& topic, std::int64_t user_id,
-                                                    std::string payload, std::int64_t outbox_id,
-                                                    std::int32_t partition = -1);
+test_support::kafka_producer::message event_message(const std::string& topic, std::int64_t user_id, std::string payload,
+                                                    std::int64_t outbox_id, std::int32_t partition = -1);
 
 /// The Kafka record of the pending withdrawal `w` (loaded from the schema) as wallet-service would publish it.
 test_support::kafka_producer::message event_for(const std::string& topic, const withdrawal_row& w,

@@ -82,9 +82,10 @@ std::size_t count_not_pending(pqxx::connection& db, const std::vector<std::int64
 bool balances_consistent(pqxx::connection& db, std::string_view initial) {
   pqxx::read_transaction tx(db);
   return tx
-      .exec_params1("SELECT bool_and(a.balance = $1::numeric - coalesce((SELECT sum(w.amount) FROM withdrawals w "
-                    "WHERE w.user_id = a.user_id AND w.status <> 'failed'), 0)) FROM accounts a",
-                    std::string(initial))[0]
+      .exec_params1(
+          "SELECT bool_and(a.balance = $1::numeric - coalesce((SELECT sum(w.amount) FROM withdrawals w "
+          "WHERE w.user_id = a.user_id AND w.status <> 'failed'), 0)) FROM accounts a",
+          std::string(initial))[0]
       .as<bool>();
 }
 
@@ -203,8 +204,8 @@ TEST_CASE("broadcaster: SIGKILLed three times mid-stream and every withdrawal is
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(rng() % 150)));
     REQUIRE(worker->running());
     worker->kill();
-    kills += fmt::format("kill {} with {} of {} withdrawals past pending ({})\n", kill,
-                         count_not_pending(bed.db, ids), count, worker->log_path());
+    kills += fmt::format("kill {} with {} of {} withdrawals past pending ({})\n", kill, count_not_pending(bed.db, ids),
+                         count, worker->log_path());
     worker = start_worker(bed.setup(fast_group_env), fmt::format("worker-{}", kill));
   }
   INFO(kills);
@@ -441,9 +442,10 @@ TEST_CASE("broadcaster: bad events go to the DLQ with an error header and do not
   CHECK(worker->metric("broadcaster_failures_total{reason=\"dead_letter\"}") == 3);
 }
 
-TEST_CASE("broadcaster: a refusal by the node holds the nonce, an operator's cancel takes it, refunds the user, and the "
-          "withdrawal queued behind it is paid",
-          "[broadcaster][rejected]") {
+TEST_CASE(
+    "broadcaster: a refusal by the node holds the nonce, an operator's cancel takes it, refunds the user, and the "
+    "withdrawal queued behind it is paid",
+    "[broadcaster][rejected]") {
   // A hot wallet holding 0.01 ETH: a 1 ETH withdrawal cannot be paid.
   test_bed bed("rejected", 1, "0.01");
   create_account(bed.db, 1, "5");
@@ -457,8 +459,8 @@ TEST_CASE("broadcaster: a refusal by the node holds the nonce, an operator's can
   producer.flush();
 
   INFO("worker log " << worker->log_path());
-  REQUIRE(wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s,
-                     100ms));
+  REQUIRE(
+      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
   // Refused, not failed: the bytes may sit in some pool, so the nonce stays this withdrawal's.
   CHECK(load_withdrawal(bed.db, big_id).status == "signed");
   CHECK(balance_is(bed.db, 1, "4"));

@@ -72,9 +72,10 @@ struct chain_bed {
 
 }  // namespace
 
-TEST_CASE("chain: automine off and the base fee raised under a sent payment: it is replaced with higher fees and "
-          "exactly one version is mined",
-          "[broadcaster][chain][fee-bump]") {
+TEST_CASE(
+    "chain: automine off and the base fee raised under a sent payment: it is replaced with higher fees and "
+    "exactly one version is mined",
+    "[broadcaster][chain][fee-bump]") {
   chain_bed bed("bump");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.5"});
@@ -104,9 +105,10 @@ TEST_CASE("chain: automine off and the base fee raised under a sent payment: it 
   check_ledger(bed.db, *bed.node, {id}, bed.wallet.address, {{1, "5"}});
 }
 
-TEST_CASE("chain: a reorg drops the mined payment before it is deep enough: it is sent again, mined again, and "
-          "confirmed only at depth",
-          "[broadcaster][chain][reorg]") {
+TEST_CASE(
+    "chain: a reorg drops the mined payment before it is deep enough: it is sent again, mined again, and "
+    "confirmed only at depth",
+    "[broadcaster][chain][reorg]") {
   chain_bed bed("reorg");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.75"});
@@ -136,9 +138,10 @@ TEST_CASE("chain: a reorg drops the mined payment before it is deep enough: it i
   check_ledger(bed.db, *bed.node, {id}, bed.wallet.address, {{1, "5"}});
 }
 
-TEST_CASE("chain: walletctl withdrawals cancel on a stuck withdrawal: the cancel is mined, then the user is refunded, "
-          "never both paid and refunded",
-          "[broadcaster][chain][cancel]") {
+TEST_CASE(
+    "chain: walletctl withdrawals cancel on a stuck withdrawal: the cancel is mined, then the user is refunded, "
+    "never both paid and refunded",
+    "[broadcaster][chain][cancel]") {
   chain_bed bed("cancel");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "1.5"});

@@ -135,7 +135,7 @@ TEST_CASE("JSON-RPC quantities convert exactly, up to 256 bits", "[rpc]") {
   CHECK_THROWS_AS(broadcaster::parse_quantity_u64("0x10000000000000000"), std::invalid_argument);
   CHECK(broadcaster::parse_quantity_u64("0xffffffffffffffff") == std::numeric_limits<std::uint64_t>::max());
   for (const chain::uint256& v : {chain::uint256(0), chain::uint256(1), chain::uint256(255), chain::uint256(4096),
-                                 chain::uint256("1250000000000000000")}) {
+                                  chain::uint256("1250000000000000000")}) {
     CHECK(broadcaster::parse_quantity(broadcaster::to_quantity(v)) == v);
   }
   CHECK(broadcaster::to_quantity(4096) == "0x1000");
@@ -261,8 +261,12 @@ TEST_CASE("receipts: pending, success, reverted", "[rpc]") {
   CHECK(r->success);
   CHECK(r->block_number == 16);
   CHECK(r->gas_used == 21000);
-  CHECK(r->block_hash == "0xabababababababababababababababababababababababababababababababab");  // one spelling: lower case
-  node.on("eth_getTransactionReceipt", {result({{"status", "0x0"}, {"blockNumber", "0x11"}, {"blockHash", "0x0101010101010101010101010101010101010101010101010101010101010101"}})});
+  CHECK(r->block_hash ==
+        "0xabababababababababababababababababababababababababababababababab");  // one spelling: lower case
+  node.on("eth_getTransactionReceipt",
+          {result({{"status", "0x0"},
+                   {"blockNumber", "0x11"},
+                   {"blockHash", "0x0101010101010101010101010101010101010101010101010101010101010101"}})});
   r = rpc.get_transaction_receipt(some_hash);
   REQUIRE(r.has_value());
   CHECK_FALSE(r->success);

@@ -150,10 +150,10 @@ ledger_figures check_ledger(pqxx::connection& db, broadcaster::eth_rpc& node, co
     CHECK(to_wei(text) == expected);
   }
   CHECK(out.debited_wei == out.paid_wei + out.refunded_wei);
-  std::cout << fmt::format("ledger: {} withdrawals, {} paid on chain, {} refunded; debited {} wei = paid {} + "
-                           "refunded {}\n",
-                           out.withdrawals, out.paid, out.refunded, out.debited_wei.str(), out.paid_wei.str(),
-                           out.refunded_wei.str());
+  std::cout << fmt::format(
+      "ledger: {} withdrawals, {} paid on chain, {} refunded; debited {} wei = paid {} + "
+      "refunded {}\n",
+      out.withdrawals, out.paid, out.refunded, out.debited_wei.str(), out.paid_wei.str(), out.refunded_wei.str());
   return out;
 }
 

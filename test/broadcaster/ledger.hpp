@@ -56,7 +56,7 @@ struct ledger_figures {
   std::size_t paid = 0;
   std::size_t refunded = 0;
   chain::uint256 debited_wei = 0;
-  chain::uint256 paid_wei = 0;      // what the recipients hold
+  chain::uint256 paid_wei = 0;  // what the recipients hold
   chain::uint256 refunded_wei = 0;
 };
 

@@ -54,7 +54,8 @@ TEST_CASE("migration 000002: versions of existing withdrawals are copied, and on
 
   pqxx::work tx(db);
   const auto versions = tx.exec(
-      "SELECT w.status, t.kind, t.nonce, t.sent_at IS NOT NULL, t.discarded_at IS NOT NULL FROM withdrawal_transactions t"
+      "SELECT w.status, t.kind, t.nonce, t.sent_at IS NOT NULL, t.discarded_at IS NOT NULL FROM "
+      "withdrawal_transactions t"
       " JOIN withdrawals w ON w.id = t.withdrawal_id ORDER BY t.nonce");
   REQUIRE(versions.size() == 2);
   // Whether the signed one was sent is unknown: it counts as sent, so its nonce is never released.
@@ -71,9 +72,10 @@ TEST_CASE("migration 000002: versions of existing withdrawals are copied, and on
       "INSERT INTO withdrawals (user_id, chain, to_address, amount, status, from_address, nonce, tx_hash, raw_tx) "
       "VALUES (1, 'eth', '0x01', 1, 'signed', '0xF', 8, '{}', '\\x02')",
       hash_b));
-  tx.exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx) "
-                       "SELECT max(id), 'payment', 8, '{}', '\\x02' FROM withdrawals",
-                       hash_b));
+  tx.exec0(
+      fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx) "
+                  "SELECT max(id), 'payment', 8, '{}', '\\x02' FROM withdrawals",
+                  hash_b));
   tx.commit();
   // ... but two live ones never share one.
   CHECK_THROWS_AS(pqxx::work(db).exec0(fmt::format("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, "

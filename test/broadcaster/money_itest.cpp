@@ -72,9 +72,10 @@ std::vector<version_bytes> versions(pqxx::connection& db, std::int64_t id) {
 
 }  // namespace
 
-TEST_CASE("money: a hot wallet without funds is refused by the node, the withdrawal waits signed, is never refunded, "
-          "and is paid exactly once when topped up",
-          "[broadcaster][money][refused]") {
+TEST_CASE(
+    "money: a hot wallet without funds is refused by the node, the withdrawal waits signed, is never refunded, "
+    "and is paid exactly once when topped up",
+    "[broadcaster][money][refused]") {
   money_bed bed("nofunds", "0");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "1"});
@@ -84,12 +85,12 @@ TEST_CASE("money: a hot wallet without funds is refused by the node, the withdra
 
   INFO("worker log " << worker->log_path());
   // Refused at least twice: the event path, then the tracker's retry.
-  REQUIRE(wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 2; }, 60s,
-                     200ms));
+  REQUIRE(
+      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 2; }, 60s, 200ms));
   CHECK(bed.status(id) == "signed");
   CHECK(balance_is(bed.db, 1, "4"));  // still debited: never refunded on a node's word
-  REQUIRE(wait_until([&] { return worker->metric("broadcaster_withdrawals_by_status{status=\"signed\"}") == 1; },
-                     10s, 100ms));
+  REQUIRE(wait_until([&] { return worker->metric("broadcaster_withdrawals_by_status{status=\"signed\"}") == 1; }, 10s,
+                     100ms));
   CHECK(worker->metric("broadcaster_hot_wallet_balance_wei") == 0);
 
   set_balance(*bed.node, bed.wallet.address, to_wei("2"));
@@ -100,9 +101,10 @@ TEST_CASE("money: a hot wallet without funds is refused by the node, the withdra
   CHECK(figures.refunded == 0);
 }
 
-TEST_CASE("money: two processors hold the same signed bytes, one is refused while the other's send is accepted: one "
-          "payment, no refund",
-          "[broadcaster][money][race]") {
+TEST_CASE(
+    "money: two processors hold the same signed bytes, one is refused while the other's send is accepted: one "
+    "payment, no refund",
+    "[broadcaster][money][race]") {
   money_bed bed("race", "0");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.25"});
@@ -111,8 +113,8 @@ TEST_CASE("money: two processors hold the same signed bytes, one is refused whil
   REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   bed.publish({id});
   INFO("worker log " << worker->log_path());
-  REQUIRE(wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s,
-                     100ms));
+  REQUIRE(
+      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
   REQUIRE(bed.status(id) == "signed");
 
   // The other processor (a second worker, the tracker's resume, another node behind the URL) holds
@@ -175,13 +177,15 @@ TEST_CASE("money: after a failure that released its nonce, the same payout retri
     pqxx::work tx(bed.db);
     tx.exec_params0("INSERT INTO hot_wallet_nonces (chain, address, next_nonce) VALUES ('eth', $1, 1)", from);
     tx.exec_params0("INSERT INTO hot_wallet_released_nonces (chain, address, nonce) VALUES ('eth', $1, 0)", from);
-    tx.exec_params0("UPDATE withdrawals SET status = 'failed', from_address = $2, nonce = 0, tx_hash = $3, "
-                    "raw_tx = decode($4, 'hex'), failure_reason = 'test: failed before any send', failed_at = now() "
-                    "WHERE id = $1",
-                    first, from, hash, chain::to_hex(signed_tx.raw, false));
-    tx.exec_params0("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, discarded_at) "
-                    "VALUES ($1, 'payment', 0, $2, decode($3, 'hex'), now())",
-                    first, hash, chain::to_hex(signed_tx.raw, false));
+    tx.exec_params0(
+        "UPDATE withdrawals SET status = 'failed', from_address = $2, nonce = 0, tx_hash = $3, "
+        "raw_tx = decode($4, 'hex'), failure_reason = 'test: failed before any send', failed_at = now() "
+        "WHERE id = $1",
+        first, from, hash, chain::to_hex(signed_tx.raw, false));
+    tx.exec_params0(
+        "INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, discarded_at) "
+        "VALUES ($1, 'payment', 0, $2, decode($3, 'hex'), now())",
+        first, hash, chain::to_hex(signed_tx.raw, false));
     tx.exec_params0("UPDATE accounts SET balance = balance + $2::numeric WHERE user_id = $1", 1, amount);
     tx.commit();
   }
@@ -199,9 +203,10 @@ TEST_CASE("money: after a failure that released its nonce, the same payout retri
   CHECK(figures.refunded == 1);
 }
 
-TEST_CASE("money: one worker per chain, the eth worker skips a second chain's events (offsets committed, nothing "
-          "failed) and the base worker pays them",
-          "[broadcaster][money][chains]") {
+TEST_CASE(
+    "money: one worker per chain, the eth worker skips a second chain's events (offsets committed, nothing "
+    "failed) and the base worker pays them",
+    "[broadcaster][money][chains]") {
   money_bed bed("chains", "1");
   const auto base_wallet = fresh_hot_wallet(*bed.node, to_wei("1"));
   create_account(bed.db, 1, "1");
@@ -230,9 +235,10 @@ TEST_CASE("money: one worker per chain, the eth worker skips a second chain's ev
   check_ledger(bed.db, *bed.node, {base_id}, base_wallet.address, {{2, "1"}});
 }
 
-TEST_CASE("money: the chain uses the nonce of a refused withdrawal for another transaction: refunded only then, and "
-          "the next withdrawal takes the next nonce",
-          "[broadcaster][money][nonce-taken]") {
+TEST_CASE(
+    "money: the chain uses the nonce of a refused withdrawal for another transaction: refunded only then, and "
+    "the next withdrawal takes the next nonce",
+    "[broadcaster][money][nonce-taken]") {
   money_bed bed("taken", "0");
   create_account(bed.db, 1, "5");
   const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.5"});
@@ -240,16 +246,15 @@ TEST_CASE("money: the chain uses the nonce of a refused withdrawal for another t
   REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   bed.publish({id});
   INFO("worker log " << worker->log_path());
-  REQUIRE(wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s,
-                     100ms));
+  REQUIRE(
+      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
   REQUIRE(bed.status(id) == "signed");
 
   // Someone else holding the key (an operator's wallet tool, another system) spends nonce 0.
   set_balance(*bed.node, bed.wallet.address, to_wei("1"));
   transfer(*bed.node, chain::private_key(bed.wallet.key_hex), random_address(), to_wei("0.001"));
   REQUIRE(wait_all_status(bed.db, {id}, "failed", 60s));
-  CHECK(load_withdrawal(bed.db, id).failure_reason.value_or("").find("none of this withdrawal's") !=
-        std::string::npos);
+  CHECK(load_withdrawal(bed.db, id).failure_reason.value_or("").find("none of this withdrawal's") != std::string::npos);
   CHECK(worker->metric("broadcaster_failures_total{reason=\"nonce_taken\"}") == 1);
 
   const auto next = insert_pending_withdrawal(bed.db, {1, random_address(), "0.25"});

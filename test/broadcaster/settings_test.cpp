@@ -90,15 +90,15 @@ TEST_CASE("the production example parses and pins the chain and a fee ceiling", 
 }
 
 TEST_CASE("environment variables and the seed's aliases override the file", "[settings]") {
-  const auto s = parse("[mq]\ntype = \"kafka\"\n[chain]\nname = \"eth\"\n",
-                       {{"REDIS_MQ_TYPE", "redis"},
-                        {"ETH_RPC_URL", "http://10.0.0.5:8545/rpc"},
-                        {"REDIS_URL", "redis://10.0.0.6:6379/2"},
-                        {"BROADCASTER_SOURCE_MODE", "db-poll"},
-                        {"BROADCASTER_SOURCE_POLL_INTERVAL", "250ms"},
-                        {"BROADCASTER_CONSUMER_GROUP", "g2"},
-                        {"BROADCASTER_CHAIN_MAX_FEE_PER_GAS", "3000000000"},
-                        {"BROADCASTER_CHAIN_TX_TYPE", "legacy"}});
+  const auto s =
+      parse("[mq]\ntype = \"kafka\"\n[chain]\nname = \"eth\"\n", {{"REDIS_MQ_TYPE", "redis"},
+                                                                  {"ETH_RPC_URL", "http://10.0.0.5:8545/rpc"},
+                                                                  {"REDIS_URL", "redis://10.0.0.6:6379/2"},
+                                                                  {"BROADCASTER_SOURCE_MODE", "db-poll"},
+                                                                  {"BROADCASTER_SOURCE_POLL_INTERVAL", "250ms"},
+                                                                  {"BROADCASTER_CONSUMER_GROUP", "g2"},
+                                                                  {"BROADCASTER_CHAIN_MAX_FEE_PER_GAS", "3000000000"},
+                                                                  {"BROADCASTER_CHAIN_TX_TYPE", "legacy"}});
   CHECK(s.mq == common::mq_type::redis);
   CHECK(s.chain.rpc_url == "http://10.0.0.5:8545/rpc");
   CHECK(s.redis.url == "redis://10.0.0.6:6379/2");
@@ -192,8 +192,7 @@ TEST_CASE("the signing key comes from the environment, a file or a systemd crede
   }
 }
 
-TEST_CASE("a missing or invalid signing key names BROADCASTER_SIGNING_KEY and never echoes the value",
-          "[settings]") {
+TEST_CASE("a missing or invalid signing key names BROADCASTER_SIGNING_KEY and never echoes the value", "[settings]") {
   try {
     static_cast<void>(broadcaster::load_signing_key(env_of({})));
     FAIL("no error");
@@ -210,7 +209,6 @@ TEST_CASE("a missing or invalid signing key names BROADCASTER_SIGNING_KEY and ne
     CHECK(std::string(e.what()).find("59c6995e") == std::string::npos);
   }
 }
-
 
 TEST_CASE("kafka.properties cannot turn automatic offset storing back on", "[settings]") {
   CHECK(config_error_key("[kafka.properties]\n\"enable.auto.offset.store\" = \"true\"\n") ==

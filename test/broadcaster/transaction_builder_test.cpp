@@ -121,7 +121,7 @@ TEST_CASE("a fee bump raises both fees by at least 10 %, follows the market, and
   // +10 %, rounded up (nodes refuse a replacement below it).
   auto bumped = broadcaster::bumped_fees(settings, {101, 11}, {50, 1});
   REQUIRE(bumped.has_value());
-  CHECK(bumped->max_fee_per_gas == 112);  // 111.1 rounded up
+  CHECK(bumped->max_fee_per_gas == 112);          // 111.1 rounded up
   CHECK(bumped->max_priority_fee_per_gas == 13);  // 12.1 rounded up
   // The market moved further: its quote wins.
   bumped = broadcaster::bumped_fees(settings, {100, 10}, {600, 20});

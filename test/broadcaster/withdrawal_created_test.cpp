@@ -59,8 +59,7 @@ TEST_CASE("bad payloads are rejected with the field at fault", "[event]") {
 
 TEST_CASE("an event agrees with its row when the amounts are equal as numbers", "[event]") {
   events::withdrawal_created event{7, 4, "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc", "1.5", "eth"};
-  const events::withdrawal_facts row{4, "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "1.500000000000000000",
-                                          "eth"};
+  const events::withdrawal_facts row{4, "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC", "1.500000000000000000", "eth"};
   CHECK(events::describe_mismatch(event, row).empty());
 
   auto other = event;

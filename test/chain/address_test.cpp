@@ -95,8 +95,7 @@ TEST_CASE("from_public_key hashes the uncompressed point", "[chain][address]") {
   const chain::bytes g = chain::from_hex(
       "0x0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
       "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8");
-  CHECK(chain::address::from_public_key(g).to_checksum_string() ==
-        "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+  CHECK(chain::address::from_public_key(g).to_checksum_string() == "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
   CHECK(chain::address::from_public_key(std::span<const std::uint8_t>(g).subspan(1)) ==
         chain::address::from_public_key(g));
 

@@ -48,8 +48,7 @@ TEST_CASE("RLP encodes unsigned integers minimally", "[chain][rlp]") {
 }
 
 TEST_CASE("RLP encodes lists", "[chain][rlp]") {
-  CHECK(to_hex(rlp::encode_list({rlp::encode_string("cat"), rlp::encode_string("dog")})) ==
-        "0xc88363617483646f67");
+  CHECK(to_hex(rlp::encode_list({rlp::encode_string("cat"), rlp::encode_string("dog")})) == "0xc88363617483646f67");
   CHECK(to_hex(rlp::encode_list(std::span<const bytes>{})) == "0xc0");
 
   // The set-theoretical representation of three: [ [], [[]], [ [], [[]] ] ].

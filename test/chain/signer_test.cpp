@@ -14,14 +14,14 @@
 namespace {
 
 template <typename T>
-concept streamable = requires(std::ostream& out, const T& value) { out << value; };
+concept streamable = requires(std::ostream& out, const T& value) {
+  out << value;
+};
 
 // Anvil / Hardhat default accounts 0 and 1 (printed by `anvil` at start-up, mnemonic
 // "test test test test test test test test test test test junk").
-constexpr std::string_view anvil_key_0 =
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-constexpr std::string_view anvil_key_1 =
-    "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+constexpr std::string_view anvil_key_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+constexpr std::string_view anvil_key_1 = "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 
 }  // namespace
 
@@ -32,10 +32,8 @@ static_assert(!std::is_copy_assignable_v<chain::private_key>);
 static_assert(std::is_nothrow_move_constructible_v<chain::private_key>);
 
 TEST_CASE("private keys derive the published account addresses", "[chain][signer]") {
-  CHECK(chain::private_key(anvil_key_0).address().to_checksum_string() ==
-        "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
-  CHECK(chain::private_key(anvil_key_1).address().to_checksum_string() ==
-        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
+  CHECK(chain::private_key(anvil_key_0).address().to_checksum_string() == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+  CHECK(chain::private_key(anvil_key_1).address().to_checksum_string() == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8");
   // Private key 1: its public key is the generator G.
   CHECK(chain::private_key(std::string(63, '0') + "1").address().to_checksum_string() ==
         "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
@@ -45,10 +43,10 @@ TEST_CASE("invalid private keys are rejected without echoing them", "[chain][sig
   const std::string rejected[] = {
       "",
       "0x1234",
-      std::string(65, '1'),                           // odd length
-      std::string(66, '1'),                           // 33 bytes
-      "0x" + std::string(63, '1') + "g",              // non-hex
-      std::string(64, '0'),                           // zero
+      std::string(65, '1'),               // odd length
+      std::string(66, '1'),               // 33 bytes
+      "0x" + std::string(63, '1') + "g",  // non-hex
+      std::string(64, '0'),               // zero
       // The curve order n: one past the largest valid key.
       "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
       std::string(64, 'f'),
@@ -65,8 +63,7 @@ TEST_CASE("invalid private keys are rejected without echoing them", "[chain][sig
     }
   }
   // n - 1 is the largest valid key.
-  CHECK_NOTHROW(
-      chain::private_key("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"));
+  CHECK_NOTHROW(chain::private_key("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364140"));
 }
 
 TEST_CASE("signatures are deterministic and low-S", "[chain][signer]") {
@@ -80,8 +77,7 @@ TEST_CASE("signatures are deterministic and low-S", "[chain][signer]") {
   CHECK(first.recovery_id <= 1);
 
   // EIP-2: s must not exceed n / 2.
-  const chain::uint256 half_order(
-      "0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
+  const chain::uint256 half_order("0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0");
   CHECK(chain::from_big_endian(first.s) <= half_order);
 
   const auto other = key.sign_hash(chain::keccak256(std::string_view("withdrawal 43")));

@@ -40,9 +40,18 @@ std::vector<rlp_item> decode_list(std::span<const std::uint8_t> data) {
       is_list = false;
       return 1;
     }
-    if (prefix <= 0xb7) { is_list = false; return prefix - 0x80U; }
-    if (prefix <= 0xbf) { is_list = false; return read_length(prefix - 0xb7U); }
-    if (prefix <= 0xf7) { is_list = true; return prefix - 0xc0U; }
+    if (prefix <= 0xb7) {
+      is_list = false;
+      return prefix - 0x80U;
+    }
+    if (prefix <= 0xbf) {
+      is_list = false;
+      return read_length(prefix - 0xb7U);
+    }
+    if (prefix <= 0xf7) {
+      is_list = true;
+      return prefix - 0xc0U;
+    }
     is_list = true;
     return read_length(prefix - 0xf7U);
   };
@@ -70,10 +79,8 @@ struct context_deleter {
 };
 
 // The address that produced signature (r, s, recovery_id) over `digest`, via libsecp256k1.
-chain::address recover_signer(const chain::hash256& digest, const bytes& r, const bytes& s,
-                              int recovery_id) {
-  const std::unique_ptr<secp256k1_context, context_deleter> context(
-      secp256k1_context_create(SECP256K1_CONTEXT_NONE));
+chain::address recover_signer(const chain::hash256& digest, const bytes& r, const bytes& s, int recovery_id) {
+  const std::unique_ptr<secp256k1_context, context_deleter> context(secp256k1_context_create(SECP256K1_CONTEXT_NONE));
   // RLP strips leading zeros; the compact form wants two 32-byte big-endian halves.
   REQUIRE(r.size() <= 32);
   REQUIRE(s.size() <= 32);
@@ -82,8 +89,8 @@ chain::address recover_signer(const chain::hash256& digest, const bytes& r, cons
   std::copy(s.begin(), s.end(), compact.end() - static_cast<std::ptrdiff_t>(s.size()));
 
   secp256k1_ecdsa_recoverable_signature signature{};
-  REQUIRE(secp256k1_ecdsa_recoverable_signature_parse_compact(context.get(), &signature,
-                                                              compact.data(), recovery_id) == 1);
+  REQUIRE(secp256k1_ecdsa_recoverable_signature_parse_compact(context.get(), &signature, compact.data(), recovery_id) ==
+          1);
   secp256k1_pubkey public_key{};
   REQUIRE(secp256k1_ecdsa_recover(context.get(), &public_key, &signature, digest.data()) == 1);
   std::array<std::uint8_t, 65> serialized{};
@@ -111,22 +118,18 @@ chain::legacy_transaction eip155_example() {
   return tx;
 }
 
-constexpr std::string_view eip155_key =
-    "0x4646464646464646464646464646464646464646464646464646464646464646";
+constexpr std::string_view eip155_key = "0x4646464646464646464646464646464646464646464646464646464646464646";
 
-constexpr std::string_view anvil_key_0 =
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+constexpr std::string_view anvil_key_0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
 }  // namespace
 
-TEST_CASE("EIP-155 example: signing data, signing hash and signed transaction",
-          "[chain][transaction]") {
+TEST_CASE("EIP-155 example: signing data, signing hash and signed transaction", "[chain][transaction]") {
   const chain::legacy_transaction tx = eip155_example();
   CHECK(chain::to_hex(chain::signing_payload(tx)) ==
         "0xec098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a7640000"
         "80018080");
-  CHECK(chain::to_hex(chain::signing_hash(tx)) ==
-        "0xdaf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53");
+  CHECK(chain::to_hex(chain::signing_hash(tx)) == "0xdaf5a779ae972f972197303d7b574746c7ef83eadac0f2791ad23db92e4c8e53");
 
   // The EIP lists (v, r, s) = (37, 18515461264373351373200002665853028612451056578545711640558177340181847433846,
   // 46948507304638947509940763649030358759909902576025900602547168820602576006531) and this raw
@@ -148,8 +151,7 @@ TEST_CASE("EIP-155 example: signing data, signing hash and signed transaction",
         uint256("18515461264373351373200002665853028612451056578545711640558177340181847433846"));
   CHECK(chain::from_big_endian(items[8].payload) ==
         uint256("46948507304638947509940763649030358759909902576025900602547168820602576006531"));
-  CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload, 0) ==
-        key.address());
+  CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload, 0) == key.address());
 }
 
 TEST_CASE("legacy v encodes the chain id and recovery id", "[chain][transaction]") {
@@ -161,12 +163,10 @@ TEST_CASE("legacy v encodes the chain id and recovery id", "[chain][transaction]
   const uint256 v = chain::from_big_endian(items[6].payload);
   const auto recovery_id = static_cast<int>(v - (uint256(tx.chain_id) * 2 + 35));
   REQUIRE((recovery_id == 0 || recovery_id == 1));
-  CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload, recovery_id) ==
-        key.address());
+  CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload, recovery_id) == key.address());
 }
 
-TEST_CASE("r and s with leading zero bytes are encoded as minimal integers",
-          "[chain][transaction]") {
+TEST_CASE("r and s with leading zero bytes are encoded as minimal integers", "[chain][transaction]") {
   // Pins the classic bug of writing r/s as fixed 32-byte strings: nodes reject such
   // transactions as non-canonical. About 1 in 128 signatures has a leading zero byte;
   // RFC 6979 makes the search below deterministic.
@@ -186,8 +186,7 @@ TEST_CASE("r and s with leading zero bytes are encoded as minimal integers",
     CHECK(items[7].payload.front() != 0);
     CHECK(items[8].payload.front() != 0);
     const int recovery_id = static_cast<int>(chain::from_big_endian(items[6].payload) - 37);
-    CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload,
-                         recovery_id) == key.address());
+    CHECK(recover_signer(chain::signing_hash(tx), items[7].payload, items[8].payload, recovery_id) == key.address());
   }
   CHECK(found);
 }
@@ -220,8 +219,7 @@ TEST_CASE("EIP-1559 transactions are type 2 and recover to the signer", "[chain]
   CHECK(items[8].payload.empty());  // access list
   const uint256 y_parity = chain::from_big_endian(items[9].payload);
   REQUIRE(y_parity <= 1);
-  CHECK(recover_signer(chain::signing_hash(tx), items[10].payload, items[11].payload,
-                       static_cast<int>(y_parity)) ==
+  CHECK(recover_signer(chain::signing_hash(tx), items[10].payload, items[11].payload, static_cast<int>(y_parity)) ==
         parse_address("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
 }
 

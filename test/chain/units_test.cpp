@@ -9,8 +9,7 @@ using chain::units_error;
 namespace {
 
 // 2^256 - 1, the largest uint256.
-const uint256 max_uint256(
-    "115792089237316195423570985008687907853269984665640564039457584007913129639935");
+const uint256 max_uint256("115792089237316195423570985008687907853269984665640564039457584007913129639935");
 
 }  // namespace
 
@@ -86,9 +85,8 @@ TEST_CASE("parse_units detects overflow instead of wrapping modulo 2^256", "[cha
   REQUIRE(largest.ok());
   CHECK(largest.value == max_uint256);
 
-  CHECK(chain::parse_units(
-            "115792089237316195423570985008687907853269984665640564039457584007913129639936", 0)
-            .error == units_error::overflow);  // 2^256
+  CHECK(chain::parse_units("115792089237316195423570985008687907853269984665640564039457584007913129639936", 0).error ==
+        units_error::overflow);  // 2^256
   CHECK(chain::parse_units(std::string(100, '9'), 0).error == units_error::overflow);
 
   // The same bound with 18 decimals: the scaling step must detect it too.
@@ -98,9 +96,8 @@ TEST_CASE("parse_units detects overflow instead of wrapping modulo 2^256", "[cha
   CHECK(chain::parse_units("115792089237316195423570985008687907853269984665640564039457.584007913129639936",
                            eth_decimals)
             .error == units_error::overflow);
-  CHECK(chain::parse_units("115792089237316195423570985008687907853269984665640564039458",
-                           eth_decimals)
-            .error == units_error::overflow);
+  CHECK(chain::parse_units("115792089237316195423570985008687907853269984665640564039458", eth_decimals).error ==
+        units_error::overflow);
   // Leading zeros do not count towards the magnitude.
   CHECK(chain::parse_units(std::string(200, '0') + "1", 0).value == 1);
 }
@@ -127,8 +124,13 @@ TEST_CASE("format_units prints the canonical decimal", "[chain][units]") {
 }
 
 TEST_CASE("format_units and parse_units round-trip", "[chain][units]") {
-  const uint256 values[] = {0, 1, 10, 999, uint256("1250000000000000000"),
-                            uint256("1000000000000000000"), uint256("123456789012345678901234567890"),
+  const uint256 values[] = {0,
+                            1,
+                            10,
+                            999,
+                            uint256("1250000000000000000"),
+                            uint256("1000000000000000000"),
+                            uint256("123456789012345678901234567890"),
                             max_uint256};
   for (const unsigned decimals : {0U, 6U, 18U, 30U}) {
     for (const uint256& value : values) {

@@ -66,8 +66,8 @@ TEST_CASE("config: values come from the file, then the prefixed variable, then a
   SECTION("the seed's REDIS_MQ_TYPE switch is an alias of mq.type; the prefixed name still wins") {
     auto alias_only = common::config_reader::from_string(sample, "RELAY", fake_env({{"REDIS_MQ_TYPE", "redis"}}));
     CHECK(alias_only.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "redis");
-    auto both = common::config_reader::from_string(
-        sample, "RELAY", fake_env({{"REDIS_MQ_TYPE", "redis"}, {"RELAY_MQ_TYPE", "kafka"}}));
+    auto both = common::config_reader::from_string(sample, "RELAY",
+                                                   fake_env({{"REDIS_MQ_TYPE", "redis"}, {"RELAY_MQ_TYPE", "kafka"}}));
     CHECK(both.get_choice("mq.type", "kafka", {"kafka", "redis"}, {"REDIS_MQ_TYPE"}) == "kafka");
   }
   SECTION("defaults apply to absent keys") {
@@ -136,9 +136,9 @@ TEST_CASE("config: secrets come from the variable, a _FILE, or the systemd crede
   CHECK(common::read_secret("database-password", "DATABASE_PASSWORD",
                             fake_env({{"DATABASE_PASSWORD_FILE", (dir / "pw-file").string()}}))
             .reveal() == "from-file");
-  CHECK(common::read_secret("database-password", "DATABASE_PASSWORD",
-                            fake_env({{"CREDENTIALS_DIRECTORY", dir.string()}}))
-            .reveal() == "from-credential");
+  CHECK(
+      common::read_secret("database-password", "DATABASE_PASSWORD", fake_env({{"CREDENTIALS_DIRECTORY", dir.string()}}))
+          .reveal() == "from-credential");
   CHECK(common::read_secret("database-password", "DATABASE_PASSWORD", fake_env({})).empty());
   CHECK_THROWS_AS(common::read_secret("database-password", "DATABASE_PASSWORD",
                                       fake_env({{"DATABASE_PASSWORD_FILE", (dir / "missing").string()}})),

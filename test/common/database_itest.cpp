@@ -34,7 +34,12 @@ TEST_CASE("database: an outbox insert notifies listeners with the schema's name"
     tx.exec0("INSERT INTO outbox_messages (topic, key, payload) VALUES ('t', 'k', 'x'), ('t', 'k', 'y')");
     tx.commit();
   }
-  CHECK(test_support::wait_until([&] { listener.get_notifs(); return !r.payloads.empty(); }, 5s));
+  CHECK(test_support::wait_until(
+      [&] {
+        listener.get_notifs();
+        return !r.payloads.empty();
+      },
+      5s));
   REQUIRE(r.payloads.size() == 1);  // one statement, one notification
   CHECK(r.payloads[0] == schema.name());
 }

@@ -7,7 +7,9 @@
 using common::db_error_kind;
 
 namespace {
-db_error_kind kind_of_state(const char* sqlstate) { return common::classify(pqxx::sql_error("x", "SELECT 1", sqlstate)); }
+db_error_kind kind_of_state(const char* sqlstate) {
+  return common::classify(pqxx::sql_error("x", "SELECT 1", sqlstate));
+}
 }  // namespace
 
 TEST_CASE("database: one classification of PostgreSQL errors", "[database]") {
@@ -20,11 +22,11 @@ TEST_CASE("database: one classification of PostgreSQL errors", "[database]") {
   CHECK(kind_of_state("57P02") == db_error_kind::connection_lost);  // crash_shutdown
   CHECK(kind_of_state("57P03") == db_error_kind::connection_lost);  // cannot_connect_now
   CHECK(kind_of_state("08006") == db_error_kind::connection_lost);
-  CHECK(kind_of_state("57014") == db_error_kind::timeout);          // statement_timeout
-  CHECK(kind_of_state("55P03") == db_error_kind::timeout);          // lock_timeout
-  CHECK(kind_of_state("53100") == db_error_kind::resource);         // disk_full
-  CHECK(kind_of_state("53300") == db_error_kind::resource);         // too_many_connections
-  CHECK(kind_of_state("23505") == db_error_kind::permanent);        // unique_violation
+  CHECK(kind_of_state("57014") == db_error_kind::timeout);    // statement_timeout
+  CHECK(kind_of_state("55P03") == db_error_kind::timeout);    // lock_timeout
+  CHECK(kind_of_state("53100") == db_error_kind::resource);   // disk_full
+  CHECK(kind_of_state("53300") == db_error_kind::resource);   // too_many_connections
+  CHECK(kind_of_state("23505") == db_error_kind::permanent);  // unique_violation
   CHECK(kind_of_state("22003") == db_error_kind::permanent);
   CHECK(common::classify(std::runtime_error("not a database error")) == db_error_kind::permanent);
 

@@ -25,8 +25,9 @@ struct bare_schema {
 
 int count_tables(pqxx::connection& c, const std::string& schema) {
   pqxx::read_transaction tx(c);
-  return tx.exec_params1("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename <> 'schema_migrations'",
-                         schema)[0]
+  return tx
+      .exec_params1("SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename <> 'schema_migrations'",
+                    schema)[0]
       .as<int>();
 }
 
@@ -86,8 +87,8 @@ TEST_CASE("migrations: a dirty database is refused until forced", "[migrate]") {
 TEST_CASE("walletctl migrate status|up|down runs against the database", "[migrate][walletctl]") {
   bare_schema schema;
   std::vector<std::string> outputs;
-  for (const auto& args : std::vector<std::vector<std::string>>{{"migrate", "up"}, {"migrate", "status"},
-                                                                {"migrate", "down"}, {"migrate", "status"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"migrate", "up"}, {"migrate", "status"}, {"migrate", "down"}, {"migrate", "status"}}) {
     test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url}},
                                   test_support::new_log_path("walletctl"));
     REQUIRE(p.wait(std::chrono::seconds(30)) == 0);

@@ -75,9 +75,9 @@ std::string url_encode(std::string_view text) {
 
 /// Lines printed by test/monitoring/monitoring_files.py `action` for this source tree.
 std::vector<std::string> monitoring_files(const std::string& action) {
-  test_support::child_process python("/usr/bin/python3",
-                                     {OUTBOX_SOURCE_DIR "/test/monitoring/monitoring_files.py", action, OUTBOX_SOURCE_DIR},
-                                     {}, test_support::new_log_path("monitoring_files"));
+  test_support::child_process python(
+      "/usr/bin/python3", {OUTBOX_SOURCE_DIR "/test/monitoring/monitoring_files.py", action, OUTBOX_SOURCE_DIR}, {},
+      test_support::new_log_path("monitoring_files"));
   REQUIRE(python.wait(60s) == std::optional<int>(0));
   std::vector<std::string> lines;
   std::istringstream in(python.log());
@@ -144,7 +144,8 @@ class prometheus_process {
     std::set<std::string> names;
     const auto answer = api("alerts");
     for (const auto& alert : answer.at("alerts")) {
-      if (alert.at("state").get<std::string>() == state) names.insert(alert.at("labels").at("alertname").get<std::string>());
+      if (alert.at("state").get<std::string>() == state)
+        names.insert(alert.at("labels").at("alertname").get<std::string>());
     }
     return names;
   }
@@ -175,9 +176,10 @@ std::string names_of(const std::set<std::string>& names) {
 
 }  // namespace
 
-TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard's metrics exist, a stopped relay "
-          "with rows pending fires the backlog alert",
-          "[monitoring][prometheus]") {
+TEST_CASE(
+    "Prometheus scrapes the daemons: targets up, the rules' and dashboard's metrics exist, a stopped relay "
+    "with rows pending fires the backlog alert",
+    "[monitoring][prometheus]") {
   test_support::test_schema schema;
   auto db = schema.connect();
   make_withdrawal_ids_unique(db);
@@ -243,7 +245,8 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
   // And over gRPC: the wallet_grpc_* series exist once a call was made.
   wallet_test::grpc_client grpc(api.grpc_target());
   for (int i = 0; i < 2; ++i) {
-    const auto reply = grpc.create_withdrawal(user_id, random_address().to_checksum_string(), "0.001", unique_name("g"));
+    const auto reply =
+        grpc.create_withdrawal(user_id, random_address().to_checksum_string(), "0.001", unique_name("g"));
     INFO("gRPC CreateWithdrawal: " << reply.message());
     REQUIRE(reply.ok());
     ids.push_back(reply.response.withdrawal_id());
@@ -259,8 +262,8 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
           for (const auto& t : targets) {
             if (t.at("health") == "up") healthy.insert(t.at("labels").at("job").get<std::string>());
           }
-          return targets.size() == 3 && healthy == std::set<std::string>{"wallet-service", "outbox-relay",
-                                                                           "broadcaster-worker"};
+          return targets.size() == 3 &&
+                 healthy == std::set<std::string>{"wallet-service", "outbox-relay", "broadcaster-worker"};
         },
         30s, 500ms);
     INFO("targets: " << prometheus.api("targets").at("activeTargets").dump(1));
@@ -303,8 +306,8 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
       const auto expr = line.substr(tab + 1);
       const bool uses_pending = std::any_of(pending_names.begin(), pending_names.end(),
                                             [&](const std::string& n) { return expr.find(n) != std::string::npos; });
-      const bool data = test_support::wait_until([&] { return !prometheus.query(expr).empty(); },
-                                                 uses_pending ? 1s : 20s, 500ms);
+      const bool data =
+          test_support::wait_until([&] { return !prometheus.query(expr).empty(); }, uses_pending ? 1s : 20s, 500ms);
       if (!data && !uses_pending) no_data.insert(title + ": " + expr);
     }
     INFO("dashboard queries without data: " << names_of(no_data));
@@ -313,7 +316,7 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
 
   // While the relay runs, none of the relay alerts fires.
   const std::set<std::string> relay_alerts{"OutboxOldestPendingAge", "OutboxBacklogWithoutRelay", "RelayDown",
-                                           "RelayPartitionsUnowned", "RelayBrokerDown", "RelayDatabaseDown"};
+                                           "RelayPartitionsUnowned", "RelayBrokerDown",           "RelayDatabaseDown"};
   {
     const auto active = prometheus.alerts("firing");
     std::set<std::string> wrong;
@@ -342,6 +345,6 @@ TEST_CASE("Prometheus scrapes the daemons: targets up, the rules' and dashboard'
   // The relay runs again: the row is published and paid, and the alert resolves.
   relay.signal(SIGCONT);
   REQUIRE(wait_all_status(db, {waiting}, "confirmed", 120s));
-  CHECK(test_support::wait_until(
-      [&] { return !prometheus.alerts("firing").contains("OutboxBacklogWithoutRelay"); }, 60s, 500ms));
+  CHECK(test_support::wait_until([&] { return !prometheus.alerts("firing").contains("OutboxBacklogWithoutRelay"); },
+                                 60s, 500ms));
 }

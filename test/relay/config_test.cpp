@@ -125,7 +125,8 @@ TEST_CASE("relay config: bad values are config errors naming the key", "[relay][
   CHECK(failing_key("[log]\nlevel = \"verbose\"\n") == "log.level");
   CHECK(failing_key("[database]\nurl = \"mysql://x\"\n") == "database.url");
   CHECK(failing_key("[kafka]\nbrokers = \"\"\n") == "kafka.brokers");
-  CHECK(failing_key("[kafka.properties]\n\"message.timeout.ms\" = \"30000\"\n") == "kafka.properties.message.timeout.ms");
+  CHECK(failing_key("[kafka.properties]\n\"message.timeout.ms\" = \"30000\"\n") ==
+        "kafka.properties.message.timeout.ms");
   CHECK(failing_key("[kafka.properties]\n\"delivery.timeout.ms\" = \"60000\"\n") ==
         "kafka.properties.delivery.timeout.ms");
   CHECK(failing_key("[kafka.properties]\n\"linger.ms\" = \"soon\"\n") == "kafka.properties.linger.ms");
@@ -139,7 +140,8 @@ TEST_CASE("relay config: the message of an error says what is expected", "[relay
     parse("[outbox]\nbatch_size = 0\n");
     FAIL("batch_size 0 was accepted");
   } catch (const common::config_error& e) {
-    CHECK_THAT(e.what(), Catch::Contains("outbox.batch_size") && Catch::Contains("1..10000") && Catch::Contains("got 0"));
+    CHECK_THAT(e.what(),
+               Catch::Contains("outbox.batch_size") && Catch::Contains("1..10000") && Catch::Contains("got 0"));
   }
 }
 

@@ -83,18 +83,18 @@ TEST_CASE("kafka errors: classification of broker and client error codes", "[rel
     INFO(rd_kafka_err2name(code));
     CHECK(relay::classify_kafka_error(code) == delivery_status::rejected);
   }
-  for (const auto code : {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
-                          RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-                          RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-                          RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-                          RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}) {
+  for (const auto code :
+       {RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED,
+        RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION}) {
     INFO(rd_kafka_err2name(code));
     CHECK(relay::classify_kafka_error(code) == delivery_status::blocked);
   }
-  for (const auto code : {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
-                          RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-                          RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL,
-                          RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL}) {
+  for (const auto code :
+       {RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
+        RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__QUEUE_FULL,
+        RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL}) {
     INFO(rd_kafka_err2name(code));
     CHECK(relay::classify_kafka_error(code) == delivery_status::failed);
   }
@@ -122,7 +122,8 @@ TEST_CASE("kafka publisher: a healthy broker acknowledges every row", "[relay][k
   CHECK(publisher.mode() == "Kafka");
   CHECK(publisher.reachable(5s));
   std::vector<relay::outbox_row> rows;
-  for (int i = 1; i <= 50; ++i) rows.push_back(row(i, i % 3 == 0 ? std::nullopt : std::optional("k" + std::to_string(i % 5))));
+  for (int i = 1; i <= 50; ++i)
+    rows.push_back(row(i, i % 3 == 0 ? std::nullopt : std::optional("k" + std::to_string(i % 5))));
   const auto results = publisher.publish(rows, clock_type::now() + 5s, always);
   REQUIRE(results.size() == rows.size());
   for (const auto& r : results) {
@@ -169,8 +170,7 @@ TEST_CASE("kafka publisher: broker-side rejections are permanent, retriable erro
     CHECK(results[1].status != delivery_status::rejected);
   }
   SECTION("CLUSTER_AUTHORIZATION_FAILED blocks the topic") {
-    rd_kafka_mock_push_request_errors(kafka.get(), produce_api_key, 1,
-                                      RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
+    rd_kafka_mock_push_request_errors(kafka.get(), produce_api_key, 1, RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED);
     const auto results = publisher.publish(std::vector{row(2, "a")}, clock_type::now() + 5s, always);
     INFO(results[0].error);
     CHECK(results[0].status != delivery_status::rejected);
@@ -225,7 +225,8 @@ TEST_CASE("kafka publisher: keep_waiting returning false ends the wait, rows cou
   relay::kafka_publisher publisher(config_for(kafka, 10s));
   rd_kafka_mock_broker_set_down(kafka.get(), 1);
   int calls = 0;
-  const auto results = publisher.publish(std::vector{row(1, "a")}, clock_type::now() + 10s, [&] { return ++calls < 3; });
+  const auto results =
+      publisher.publish(std::vector{row(1, "a")}, clock_type::now() + 10s, [&] { return ++calls < 3; });
   CHECK(calls >= 3);
   CHECK(results[0].status == delivery_status::failed);
 }

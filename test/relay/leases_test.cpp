@@ -67,7 +67,7 @@ TEST_CASE("leases: at the share exactly, nothing to do", "[relay][leases]") {
 // relays join and die.
 TEST_CASE("leases: planning converges to one owner per partition as relays join and die", "[relay][leases]") {
   std::mt19937 random(12345);
-  std::map<std::int16_t, int> lock_owner;  // the advisory lock table: partition -> relay
+  std::map<std::int16_t, int> lock_owner;          // the advisory lock table: partition -> relay
   std::map<int, std::vector<std::int16_t>> owned;  // relay -> partitions it believes it owns
   auto refresh = [&](int relay_id) {
     auto& mine = owned[relay_id];
@@ -86,7 +86,8 @@ TEST_CASE("leases: planning converges to one owner per partition as relays join 
     std::sort(mine.begin(), mine.end());
   };
   auto die = [&](int relay_id) {  // the session ends: its locks go with it
-    for (auto it = lock_owner.begin(); it != lock_owner.end();) it = it->second == relay_id ? lock_owner.erase(it) : ++it;
+    for (auto it = lock_owner.begin(); it != lock_owner.end();)
+      it = it->second == relay_id ? lock_owner.erase(it) : ++it;
     owned.erase(relay_id);
   };
   auto settle = [&] {
@@ -155,9 +156,10 @@ TEST_CASE("row retry schedule: doubles per attempt from retry_backoff, capped, n
 }
 
 // Pins: an ACL or a wrong-type key under the stream's name dead-letters every row of the stream.
-TEST_CASE("redis errors: passing server conditions fail the batch, stream-wide refusals block it, the rest reject "
-          "the row",
-          "[relay][redis]") {
+TEST_CASE(
+    "redis errors: passing server conditions fail the batch, stream-wide refusals block it, the rest reject "
+    "the row",
+    "[relay][redis]") {
   using relay::delivery_status;
   CHECK(relay::classify_redis_error("WRONGTYPE Operation against a key holding the wrong kind of value") ==
         delivery_status::blocked);

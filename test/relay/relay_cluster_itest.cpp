@@ -41,8 +41,9 @@ int read_pid(const std::string& path) {
 void require_cluster() {
   const char* nodes = std::getenv("OUTBOX_KAFKA_NODES");
   if (nodes == nullptr || std::string(nodes) != "3") {
-    FAIL("the cluster suite needs the 3-node cluster: OUTBOX_KAFKA_NODES=3 OUTBOX_KAFKA_AUTO_CREATE=false "
-         "scripts/services up, then eval \"$(scripts/services env)\" (scripts/test does it)");
+    FAIL(
+        "the cluster suite needs the 3-node cluster: OUTBOX_KAFKA_NODES=3 OUTBOX_KAFKA_AUTO_CREATE=false "
+        "scripts/services up, then eval \"$(scripts/services env)\" (scripts/test does it)");
   }
 }
 
@@ -120,9 +121,7 @@ std::uint16_t free_port_pair() {
 class own_postgres {
  public:
   explicit own_postgres(bool replica)
-      : port_(free_port_pair()),
-        dir_(fmt::format("/tmp/outbox-pg-{}-{}", getpid(), port_)),
-        replica_(replica) {
+      : port_(free_port_pair()), dir_(fmt::format("/tmp/outbox-pg-{}-{}", getpid(), port_)), replica_(replica) {
     try {
       run("up postgres" + std::string(replica ? " postgres-replica" : ""));
     } catch (...) {
@@ -136,9 +135,9 @@ class own_postgres {
 
   /// `scripts/services <arguments>` for this instance; throws when it fails and `check`.
   void run(const std::string& arguments, bool check = true) const {
-    const auto command = fmt::format("OUTBOX_PG_DIR={} OUTBOX_PG_PORT={} OUTBOX_PG_REPLICA={} \"{}\" {}", dir_ + "/pg",
-                                     port_, replica_ ? 1 : 0, test_support::require_env("OUTBOX_SERVICES_SCRIPT"),
-                                     arguments);
+    const auto command =
+        fmt::format("OUTBOX_PG_DIR={} OUTBOX_PG_PORT={} OUTBOX_PG_REPLICA={} \"{}\" {}", dir_ + "/pg", port_,
+                    replica_ ? 1 : 0, test_support::require_env("OUTBOX_SERVICES_SCRIPT"), arguments);
     if (std::system(command.c_str()) != 0 && check) throw std::runtime_error("failed: " + command);
   }
   /// Starts the primary again after a crash: until the old backends have gone, it may refuse.
@@ -189,9 +188,10 @@ void require_ordered_and_complete(const std::string& topic, const std::vector<re
 
 // Pins review finding #5: with auto-creation off, every row of a missing topic was counted as a
 // rejection and dead-lettered within a minute.
-TEST_CASE("relay cluster: rows for a topic that does not exist are kept (blocked, no dead letters), other topics flow, "
-          "and all arrive in order once it is created",
-          "[relay][cluster][blocked-topic]") {
+TEST_CASE(
+    "relay cluster: rows for a topic that does not exist are kept (blocked, no dead letters), other topics flow, "
+    "and all arrive in order once it is created",
+    "[relay][cluster][blocked-topic]") {
   require_cluster();
   const char* auto_create = std::getenv("OUTBOX_KAFKA_AUTO_CREATE");
   if (auto_create == nullptr || std::string(auto_create) != "false") {
@@ -240,9 +240,10 @@ TEST_CASE("relay cluster: rows for a topic that does not exist are kept (blocked
 
 // Pins: a leader failover losing or reordering acknowledged rows, and too few in-sync replicas
 // (min.insync.replicas=2) dead-lettering rows instead of holding them.
-TEST_CASE("relay cluster: the leader SIGKILLed during a 100k-row drain loses nothing; a second node stopped blocks "
-          "without dead letters; started again, everything drains in order",
-          "[relay][cluster][failover]") {
+TEST_CASE(
+    "relay cluster: the leader SIGKILLed during a 100k-row drain loses nothing; a second node stopped blocks "
+    "without dead letters; started again, everything drains in order",
+    "[relay][cluster][failover]") {
   require_cluster();
   cluster_restorer restore;
   relay_itest::relay_setup t("relay_cluster", 6);
@@ -330,9 +331,10 @@ TEST_CASE("relay cluster: PostgreSQL fast restart and kill -9 of the postmaster 
 
 // Pins: a relay that cannot follow a failover (single-host URL, or a session left on the old
 // primary), or rows of the new primary lost or reordered.
-TEST_CASE("relay cluster: the replica promoted mid-drain (old primary stopped): the relay follows the multi-host URL "
-          "and delivers every row the new primary holds, in order",
-          "[relay][cluster][postgres][failover]") {
+TEST_CASE(
+    "relay cluster: the replica promoted mid-drain (old primary stopped): the relay follows the multi-host URL "
+    "and delivers every row the new primary holds, in order",
+    "[relay][cluster][postgres][failover]") {
   require_cluster();
   own_postgres pg(true);
   test_support::test_schema schema(pg.failover_url());
@@ -341,12 +343,14 @@ TEST_CASE("relay cluster: the replica promoted mid-drain (old primary stopped): 
   test_support::create_topic(topic, 6);
   auto rows = relay_itest::insert_rows(db, topic, 100000, "'k' || (i % 1000)");
   // Asynchronous replication: the replica holds the rows once it replayed the insert.
-  REQUIRE(wait_until([&] {
-    pqxx::connection replica(pg.replica_url());
-    pqxx::nontransaction tx(replica);
-    return tx.exec1("SELECT count(*) FROM " + tx.quote_name(schema.name()) + ".outbox_messages")[0].as<int>() ==
-           100000;
-  }, 60s, 200ms));
+  REQUIRE(wait_until(
+      [&] {
+        pqxx::connection replica(pg.replica_url());
+        pqxx::nontransaction tx(replica);
+        return tx.exec1("SELECT count(*) FROM " + tx.quote_name(schema.name()) + ".outbox_messages")[0].as<int>() ==
+               100000;
+      },
+      60s, 200ms));
 
   relay_process relay(schema, {{"RELAY_OUTBOX_BATCH_SIZE", "500"}, {"RELAY_OUTBOX_BROKER_BACKOFF_MAX", "1s"}});
   INFO("relay log: " << relay.log_path());

@@ -18,9 +18,10 @@ using test_support::wait_until;
 
 std::int64_t insert_poison(pqxx::connection& db, const std::string& topic, const std::string& key) {
   pqxx::work tx(db);
-  const auto id = tx.exec_params1("INSERT INTO outbox_messages (topic, key, payload) "
-                                  "VALUES ($1, $2, convert_to(repeat('x', 2097152), 'UTF8')) RETURNING id",
-                                  topic, key)[0]
+  const auto id = tx.exec_params1(
+                        "INSERT INTO outbox_messages (topic, key, payload) "
+                        "VALUES ($1, $2, convert_to(repeat('x', 2097152), 'UTF8')) RETURNING id",
+                        topic, key)[0]
                       .as<std::int64_t>();
   tx.commit();
   return id;
@@ -36,13 +37,14 @@ std::size_t rows_of_key_after(const std::vector<relay_itest::inserted_row>& rows
 
 // Pins review finding #6: a dead letter released its key at once, and a requeued row was then
 // published after later rows of its key.
-TEST_CASE("relay dead letters block their key: later rows wait, other keys flow, requeue goes first, discard "
-          "releases; walletctl shows it",
-          "[relay][integration][poison][dead-letters]") {
+TEST_CASE(
+    "relay dead letters block their key: later rows wait, other keys flow, requeue goes first, discard "
+    "releases; walletctl shows it",
+    "[relay][integration][poison][dead-letters]") {
   relay_itest::relay_setup t("relay_held_key", 6);
   auto rows = relay_itest::insert_rows(t.db, t.topic, 300, "'k' || (i % 10)", 1);
-  const auto poison = insert_poison(t.db, t.topic, "k3");       // to be fixed and requeued
-  const auto discarded = insert_poison(t.db, t.topic, "k5");    // to be discarded
+  const auto poison = insert_poison(t.db, t.topic, "k3");     // to be fixed and requeued
+  const auto discarded = insert_poison(t.db, t.topic, "k5");  // to be discarded
   const auto after = relay_itest::insert_rows(t.db, t.topic, 300, "'k' || (i % 10)", 301);
   rows.insert(rows.end(), after.begin(), after.end());
   const auto held_k3 = rows_of_key_after(rows, "k3", poison);
@@ -65,8 +67,7 @@ TEST_CASE("relay dead letters block their key: later rows wait, other keys flow,
     CHECK(tx.exec1("SELECT count(*) FROM outbox_messages WHERE key NOT IN ('k3', 'k5')")[0].as<int>() == 0);
     CHECK(tx.exec1("SELECT count(*) FROM outbox_messages WHERE attempts > 0")[0].as<int>() == 0);
   }
-  REQUIRE(wait_until([&] { return relay_itest::relay_metric(relay, "relay_held_keys").value_or(0) == 2; }, 30s,
-                     200ms));
+  REQUIRE(wait_until([&] { return relay_itest::relay_metric(relay, "relay_held_keys").value_or(0) == 2; }, 30s, 200ms));
   CHECK(relay_itest::relay_metric(relay, "relay_oldest_held_key_age_seconds").value_or(-1) >= 0);
 
   const auto status = relay_itest::run_walletctl(t.schema, {"outbox", "status"});
@@ -90,8 +91,8 @@ TEST_CASE("relay dead letters block their key: later rows wait, other keys flow,
   INFO("walletctl dead-letters discard:\n" << discard.output);
   REQUIRE(discard.code == 0);
   CHECK_THAT(discard.output, Catch::Contains("discarded 1 dead letter(s) for good: " + std::to_string(discarded)));
-  REQUIRE(wait_until([&] { return relay_itest::pending_rows(t.db) == static_cast<std::int64_t>(held_k3); }, 30s,
-                     100ms));
+  REQUIRE(
+      wait_until([&] { return relay_itest::pending_rows(t.db) == static_cast<std::int64_t>(held_k3); }, 30s, 100ms));
   {
     pqxx::nontransaction tx(t.db);
     CHECK(tx.exec_params1("SELECT discarded_by = current_user FROM outbox_discarded_dead_letters WHERE id = $1",
@@ -109,8 +110,8 @@ TEST_CASE("relay dead letters block their key: later rows wait, other keys flow,
   INFO("walletctl dead-letters requeue:\n" << requeue.output);
   REQUIRE(requeue.code == 0);
   REQUIRE(relay_itest::wait_drained(t.db, 60s));
-  REQUIRE(wait_until([&] { return relay_itest::relay_metric(relay, "relay_held_keys").value_or(-1) == 0; }, 30s,
-                     200ms));
+  REQUIRE(
+      wait_until([&] { return relay_itest::relay_metric(relay, "relay_held_keys").value_or(-1) == 0; }, 30s, 200ms));
   relay_itest::stop_gracefully(relay);
 
   rows.push_back({poison, std::string("k3")});

@@ -50,7 +50,8 @@ TEST_CASE("relay crash: SIGKILLed at random moments while draining, every row st
   while (kills < 3) {
     if (relay_itest::pending_rows(db) == 0) {
       // The previous relay drained everything before its kill: top up, so that three kills land mid-drain.
-      auto more = relay_itest::insert_rows(db, topic, 5000, "'k' || (i % 200)", static_cast<std::int64_t>(rows.size()) + 1);
+      auto more =
+          relay_itest::insert_rows(db, topic, 5000, "'k' || (i % 200)", static_cast<std::int64_t>(rows.size()) + 1);
       rows.insert(rows.end(), more.begin(), more.end());
     }
     const auto before = relay_itest::pending_rows(db);
@@ -74,10 +75,11 @@ TEST_CASE("relay crash: SIGKILLed at random moments while draining, every row st
 
   const auto messages = relay_itest::read_all(topic);
   const auto summary = relay_itest::summarize(messages, rows);
-  WARN(fmt::format("crash: {} rows, {} SIGKILLs (backlog after each: {}), {} messages, {} duplicate copies "
-                   "(bound {} = kills x 2 batches)",
-                   rows.size(), kills, fmt::join(backlog_after_kill, ", "), summary.messages, summary.duplicates,
-                   kills * in_flight_limit));
+  WARN(
+      fmt::format("crash: {} rows, {} SIGKILLs (backlog after each: {}), {} messages, {} duplicate copies "
+                  "(bound {} = kills x 2 batches)",
+                  rows.size(), kills, fmt::join(backlog_after_kill, ", "), summary.messages, summary.duplicates,
+                  kills * in_flight_limit));
   CHECK(summary.missing.empty());
   CHECK(summary.unexpected.empty());
   CHECK(relay_itest::pending_rows(db) == 0);
@@ -125,8 +127,8 @@ TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's fir
   CHECK(wrong_keys == 0);
 
   const auto order = check_first_appearance_order(messages);
-  WARN(fmt::format("order: {} messages for {} rows, {} duplicate copies, backlog at the kill {}",
-                   summary.messages, rows.size(), summary.duplicates, backlog_at_kill));
+  WARN(fmt::format("order: {} messages for {} rows, {} duplicate copies, backlog at the kill {}", summary.messages,
+                   rows.size(), summary.duplicates, backlog_at_kill));
   INFO(order.first_violation);
   CHECK(order.split_keys == 0);
   CHECK(order.violations == 0);
@@ -136,9 +138,10 @@ TEST_CASE("relay order: three relays, one SIGKILLed midway, keep every key's fir
 // a later row of its key overtakes it (also one claimed ahead in the backlog pipeline). With
 // dead_letter_blocks_key = false: later rows of its key flow once it is dead-lettered (the
 // default, true, is relay_dead_letters_itest.cpp).
-TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows (dead letters "
-          "not blocking their key)",
-          "[relay][integration][poison]") {
+TEST_CASE(
+    "relay poison row: a 2 MiB payload is dead-lettered after max_attempts, everything else flows (dead letters "
+    "not blocking their key)",
+    "[relay][integration][poison]") {
   // Broker append time: a record's timestamp then says when it reached the broker, whatever the relay sets.
   relay_itest::relay_setup setup("relay_poison", 6, {{"message.timestamp.type", "LogAppendTime"}});
   auto& [schema, db, topic] = setup;
@@ -147,9 +150,10 @@ TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts
   std::int64_t poison_id = 0;
   {
     pqxx::work tx(db);
-    poison_id = tx.exec_params1("INSERT INTO outbox_messages (topic, key, payload) "
-                                "VALUES ($1, 'k3', convert_to(repeat('x', 2097152), 'UTF8')) RETURNING id",
-                                topic)[0]
+    poison_id = tx.exec_params1(
+                      "INSERT INTO outbox_messages (topic, key, payload) "
+                      "VALUES ($1, 'k3', convert_to(repeat('x', 2097152), 'UTF8')) RETURNING id",
+                      topic)[0]
                     .as<std::int64_t>();
     tx.commit();
   }
@@ -164,8 +168,8 @@ TEST_CASE("relay poison row: a 2 MiB payload is dead-lettered after max_attempts
                                {"RELAY_OUTBOX_DEAD_LETTER_BLOCKS_KEY", "false"}});
   INFO("relay log: " << relay.log_path());
   REQUIRE(relay.wait_ready());
-  REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) == 0 && relay_itest::dead_letter_rows(db) == 1; },
-                     60s, 100ms));
+  REQUIRE(wait_until([&] { return relay_itest::pending_rows(db) == 0 && relay_itest::dead_letter_rows(db) == 1; }, 60s,
+                     100ms));
 
   std::int64_t dead_at_ms = 0;
   {

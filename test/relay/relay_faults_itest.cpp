@@ -84,9 +84,10 @@ TEST_CASE("relay broker outage: Kafka stopped for 20 s mid-drain, the same relay
   const auto log = relay.log();
   const auto unavailable_lines = relay_itest::count_lines_containing(log, "broker unavailable");
   const auto recovered_lines = relay_itest::count_lines_containing(log, "broker recovered");
-  WARN(fmt::format("outage: {} rows, backlog {} at the end of the 20 s outage, {} \"unavailable\" and {} "
-                   "\"recovered\" log lines",
-                   rows.size(), backlog_during_outage, unavailable_lines, recovered_lines));
+  WARN(
+      fmt::format("outage: {} rows, backlog {} at the end of the 20 s outage, {} \"unavailable\" and {} "
+                  "\"recovered\" log lines",
+                  rows.size(), backlog_during_outage, unavailable_lines, recovered_lines));
   // One line per state change, not one per retry.
   CHECK(unavailable_lines >= 1);
   CHECK(unavailable_lines <= 3);
@@ -133,8 +134,8 @@ TEST_CASE("relay graceful stop: SIGTERM mid-drain exits 0, leaves no locks, a re
   CHECK(wait_until(
       [&] {
         pqxx::nontransaction tx(db);
-        return tx.exec_params1("SELECT count(*) FROM pg_locks WHERE pid = ANY($1::int[])", backend_array)[0].as<int>() ==
-               0;
+        return tx.exec_params1("SELECT count(*) FROM pg_locks WHERE pid = ANY($1::int[])", backend_array)[0]
+                   .as<int>() == 0;
       },
       5s));
   {
@@ -178,8 +179,7 @@ TEST_CASE("relay graceful stop: SIGTERM mid-drain exits 0, leaves no locks, a re
 
   const auto messages = relay_itest::read_all(topic);
   const auto summary = relay_itest::summarize(messages, rows);
-  WARN(fmt::format("graceful stop: {} messages in the end, {} duplicate copies", summary.messages,
-                   summary.duplicates));
+  WARN(fmt::format("graceful stop: {} messages in the end, {} duplicate copies", summary.messages, summary.duplicates));
   CHECK(summary.missing.empty());
   CHECK(summary.unexpected.empty());
   CHECK(summary.duplicates == 0);

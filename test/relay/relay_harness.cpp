@@ -15,7 +15,6 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
-
 namespace relay_itest {
 
 std::string relay_config_path() { return std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"; }
@@ -105,8 +104,8 @@ order_report check_first_appearance_order(const std::vector<test_support::consum
       if (!seen.insert(id).second) continue;  // a re-send: only first appearances carry the order
       if (id < last_first) {
         if (report.violations++ == 0) {
-          report.first_violation =
-              fmt::format("key {}: id {} first appears at {}/{} after id {}", key, id, m->partition, m->offset, last_first);
+          report.first_violation = fmt::format("key {}: id {} first appears at {}/{} after id {}", key, id,
+                                               m->partition, m->offset, last_first);
         }
       }
       last_first = std::max(last_first, id);
@@ -156,9 +155,11 @@ std::vector<inserted_row> insert_rows(pqxx::connection& db, const std::string& t
   pqxx::work tx(db);
   const auto result = tx.exec_params(
       "INSERT INTO outbox_messages (topic, key, payload, headers) "
-      "SELECT $1, " + key_sql + ", convert_to('payload-' || (i + $3 - 1), 'UTF8'), "
-      "       jsonb_build_object('test-seq', (i + $3 - 1)::text) "
-      "FROM generate_series(1, $2::integer) AS i ORDER BY i RETURNING id, key",
+      "SELECT $1, " +
+          key_sql +
+          ", convert_to('payload-' || (i + $3 - 1), 'UTF8'), "
+          "       jsonb_build_object('test-seq', (i + $3 - 1)::text) "
+          "FROM generate_series(1, $2::integer) AS i ORDER BY i RETURNING id, key",
       topic, count, first_seq);
   tx.commit();
   std::vector<inserted_row> rows;

@@ -59,7 +59,6 @@ std::map<std::string, std::string> relay_environment(const test_support::test_sc
 /// <repo>/conf/relay.toml.
 std::string relay_config_path();
 
-
 /// Inserts `count` rows into outbox_messages in ONE statement (one transaction). Row i
 /// (1..count) gets key `key_sql` (an SQL expression over the integer `i`, e.g. "'k' || (i % 200)"
 /// or "NULL"), payload "payload-<seq>" and header test-seq=<seq>, where seq = `first_seq` + i - 1.
@@ -89,15 +88,14 @@ std::int64_t outbox_id(const test_support::consumed_message& message);
 
 /// What reached the broker compared with what was inserted.
 struct delivery_summary {
-  std::size_t messages = 0;                    // messages read
-  std::map<std::int64_t, int> copies;          // outbox id -> how many times it was published
-  std::vector<std::int64_t> missing;           // expected ids never published
-  std::vector<std::int64_t> unexpected;        // published ids that were not expected
-  std::size_t duplicates = 0;                  // extra copies: sum over ids of (copies - 1)
+  std::size_t messages = 0;              // messages read
+  std::map<std::int64_t, int> copies;    // outbox id -> how many times it was published
+  std::vector<std::int64_t> missing;     // expected ids never published
+  std::vector<std::int64_t> unexpected;  // published ids that were not expected
+  std::size_t duplicates = 0;            // extra copies: sum over ids of (copies - 1)
 };
 delivery_summary summarize(const std::vector<test_support::consumed_message>& messages,
                            const std::vector<inserted_row>& expected);
-
 
 /// Waits until outbox_messages is empty.
 bool wait_drained(pqxx::connection& db, std::chrono::milliseconds timeout);

@@ -42,9 +42,10 @@ void require_ordered_and_complete(const std::string& topic, const std::vector<re
 // the main session died another relay took the partitions, skipped the locked rows and published
 // later rows of their keys first. A is frozen while its claims session holds the claimed-ahead batch
 // (the review's deterministic interleaving), so that B has every chance to take over meanwhile.
-TEST_CASE("relay leases: relay A's main backend terminated while its claims session holds a batch, first "
-          "appearances stay in id order",
-          "[relay][integration][leases]") {
+TEST_CASE(
+    "relay leases: relay A's main backend terminated while its claims session holds a batch, first "
+    "appearances stay in id order",
+    "[relay][integration][leases]") {
   relay_itest::relay_setup t("relay_split_session", 6);
   // Bounds: A's claims session ends 2 x delivery_timeout + lease_timeout (13 s) after its last statement.
   const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
@@ -58,9 +59,12 @@ TEST_CASE("relay leases: relay A's main backend terminated while its claims sess
   INFO("relay B log: " << b.log_path());
   REQUIRE(b.wait_ready());
   // Both hold their share before the backlog arrives.
-  REQUIRE(wait_until([&] { return relay_itest::relay_metric(a, "relay_partitions_owned").value_or(0) == 128 &&
-                                  relay_itest::relay_metric(b, "relay_partitions_owned").value_or(0) == 128; },
-                     30s, 100ms));
+  REQUIRE(wait_until(
+      [&] {
+        return relay_itest::relay_metric(a, "relay_partitions_owned").value_or(0) == 128 &&
+               relay_itest::relay_metric(b, "relay_partitions_owned").value_or(0) == 128;
+      },
+      30s, 100ms));
   const auto [a_main, a_claims] = relay_itest::relay_backends(a, t.db);
   REQUIRE(a_main != 0);
   REQUIRE(a_claims != 0);
@@ -89,9 +93,10 @@ TEST_CASE("relay leases: relay A's main backend terminated while its claims sess
 // Pins review finding #3's second half and issue item 1: a relay frozen outside (or inside) a
 // transaction kept its partitions forever (session advisory locks never expire), and once woken it
 // could still send a batch it no longer owned.
-TEST_CASE("relay leases: a relay SIGSTOPped past the freeze bound loses its partitions, the other drains them, and "
-          "after SIGCONT no first appearance is out of order",
-          "[relay][integration][leases][freeze]") {
+TEST_CASE(
+    "relay leases: a relay SIGSTOPped past the freeze bound loses its partitions, the other drains them, and "
+    "after SIGCONT no first appearance is out of order",
+    "[relay][integration][leases][freeze]") {
   relay_itest::relay_setup t("relay_freeze", 6);
   // Freeze bound: lease_timeout (2 s) between batches, 2 x delivery_timeout + lease_timeout (8 s) with a
   // batch open.
@@ -130,8 +135,9 @@ TEST_CASE("relay leases: a relay SIGSTOPped past the freeze bound loses its part
   REQUIRE(relay_itest::wait_drained(t.db, 120s));
   relay_itest::stop_gracefully(a);
   relay_itest::stop_gracefully(b);
-  WARN(fmt::format("SIGSTOP: A's sessions ended {:.1f}s after the freeze (bound 2 s idle, 8 s in a batch, plus the "
-                   "server's timeout check)",
-                   bound));
+  WARN(
+      fmt::format("SIGSTOP: A's sessions ended {:.1f}s after the freeze (bound 2 s idle, 8 s in a batch, plus the "
+                  "server's timeout check)",
+                  bound));
   require_ordered_and_complete(t.topic, rows, "SIGSTOP past the bound");
 }

@@ -23,7 +23,8 @@ using tcp = asio::ip::tcp;
 namespace {
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 }  // namespace
@@ -63,8 +64,8 @@ http_response http_client::request(std::string_view method, std::string_view tar
   auto fail = [&](std::string_view step, const beast::error_code& ec) {
     d.stream.reset();
     d.buffer.clear();
-    return std::runtime_error(fmt::format("http {} {} on {}:{}: {} failed: {}", method, target, d.host, d.port, step,
-                                          ec.message()));
+    return std::runtime_error(
+        fmt::format("http {} {} on {}:{}: {} failed: {}", method, target, d.host, d.port, step, ec.message()));
   };
   beast::error_code ec;
   if (!d.stream) {

@@ -39,8 +39,7 @@ class http_client {
 
   http_response get(std::string_view target, const std::map<std::string, std::string>& headers = {});
   /// POST with Content-Type: application/json unless `headers` names another one.
-  http_response post_json(std::string_view target, std::string body,
-                          std::map<std::string, std::string> headers = {});
+  http_response post_json(std::string_view target, std::string body, std::map<std::string, std::string> headers = {});
 
  private:
   struct impl;

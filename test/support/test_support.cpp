@@ -31,8 +31,10 @@ namespace test_support {
 
 std::string require_env(const char* name) {
   if (const char* value = std::getenv(name); value != nullptr && *value != '\0') return value;
-  throw std::runtime_error(fmt::format("{} is not set: start the services with `scripts/services up` and "
-                                       "`eval \"$(scripts/services env)\"` (scripts/test does both)", name));
+  throw std::runtime_error(
+      fmt::format("{} is not set: start the services with `scripts/services up` and "
+                  "`eval \"$(scripts/services env)\"` (scripts/test does both)",
+                  name));
 }
 
 std::string unique_name(std::string_view prefix) {
@@ -167,9 +169,9 @@ namespace {
 common::kafka::handle make_reader() {
   common::kafka::kafka_config config;
   config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
-  auto conf = common::kafka::make_conf(config, {{"group.id", unique_name("reader")},
-                                               {"enable.auto.commit", "false"},
-                                               {"enable.partition.eof", "false"}});
+  auto conf = common::kafka::make_conf(
+      config,
+      {{"group.id", unique_name("reader")}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "false"}});
   return common::kafka::make_consumer(std::move(conf));
 }
 }  // namespace
@@ -364,8 +366,8 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto err = RD_KAFKA_RESP_ERR_NO_ERROR;
     for (;;) {
-      err = rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high,
-                                             timeout_ms(timeout));
+      err =
+          rd_kafka_query_watermark_offsets(consumer.get(), topic.c_str(), partition, &low, &high, timeout_ms(timeout));
       const bool leader_pending = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
                                   err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
                                   err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
@@ -418,7 +420,8 @@ group_description describe_group(const std::string& group, std::chrono::millisec
     error = rd_kafka_event_error_string(event);
   } else if (const auto* result = rd_kafka_event_DescribeConsumerGroups_result(event)) {
     size_t n = 0;
-    const rd_kafka_ConsumerGroupDescription_t** descriptions = rd_kafka_DescribeConsumerGroups_result_groups(result, &n);
+    const rd_kafka_ConsumerGroupDescription_t** descriptions =
+        rd_kafka_DescribeConsumerGroups_result_groups(result, &n);
     if (n != 1) {
       error = fmt::format("{} descriptions", n);
     } else if (const rd_kafka_error_t* e = rd_kafka_ConsumerGroupDescription_error(descriptions[0])) {
@@ -432,7 +435,8 @@ group_description describe_group(const std::string& group, std::chrono::millisec
         gm.client_id = rd_kafka_MemberDescription_client_id(member);
         if (const rd_kafka_MemberAssignment_t* assignment = rd_kafka_MemberDescription_assignment(member)) {
           if (const auto* parts = rd_kafka_MemberAssignment_partitions(assignment)) {
-            for (int i = 0; i < parts->cnt; ++i) gm.assignment.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
+            for (int i = 0; i < parts->cnt; ++i)
+              gm.assignment.emplace_back(parts->elems[i].topic, parts->elems[i].partition);
           }
         }
         out.members.push_back(std::move(gm));
@@ -525,14 +529,13 @@ std::vector<int> database_backends(int os_pid, pqxx::connection& db) {
   array += "}";
   pqxx::nontransaction tx(db);
   std::vector<int> pids;
-  for (const auto& r : tx.exec_params(
-           "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND client_addr IS NOT NULL "
-           "AND host(client_addr) IN ('127.0.0.1', '::1')",
-           array)) {
+  for (const auto& r :
+       tx.exec_params("SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND client_addr IS NOT NULL "
+                      "AND host(client_addr) IN ('127.0.0.1', '::1')",
+                      array)) {
     pids.push_back(r[0].as<int>());
   }
   return pids;
 }
-
 
 }  // namespace test_support

@@ -23,8 +23,8 @@ std::string withdrawal(std::int64_t user_id, const std::string& amount, const st
 }
 
 void deposit(test_support::http_client& client, std::int64_t user_id, const std::string& amount) {
-  const auto res = client.post_json("/v1/accounts/" + std::to_string(user_id) + "/deposits",
-                                    json{{"amount", amount}}.dump());
+  const auto res =
+      client.post_json("/v1/accounts/" + std::to_string(user_id) + "/deposits", json{{"amount", amount}}.dump());
   REQUIRE(res.status == 200);
 }
 
@@ -55,8 +55,9 @@ TEST_CASE("a withdrawal debits, records and writes its outbox event in one trans
 
   auto connection = schema.connect();
   pqxx::nontransaction tx(connection);
-  const auto row = tx.exec1("SELECT user_id, chain, to_address, amount::text, status, idempotency_key IS NULL "
-                            "FROM withdrawals");
+  const auto row = tx.exec1(
+      "SELECT user_id, chain, to_address, amount::text, status, idempotency_key IS NULL "
+      "FROM withdrawals");
   CHECK(row[0].as<std::int64_t>() == 42);
   CHECK(row[1].as<std::string>() == "eth");
   CHECK(row[2].as<std::string>() == address);
@@ -70,8 +71,8 @@ TEST_CASE("a withdrawal debits, records and writes its outbox event in one trans
   CHECK(outbox[0][1].as<std::string>() == "42");
   // The seed's WithdrawalCreatedEvent, exactly these fields, amount canonical.
   const auto payload = json::parse(outbox[0][2].as<std::string>());
-  CHECK(payload == json{{"withdrawal_id", id}, {"user_id", 42}, {"to_address", address}, {"amount", "1.25"},
-                        {"chain", "eth"}});
+  CHECK(payload ==
+        json{{"withdrawal_id", id}, {"user_id", 42}, {"to_address", address}, {"amount", "1.25"}, {"chain", "eth"}});
   CHECK(outbox[0][2].as<std::string>().rfind(R"({"withdrawal_id":)", 0) == 0);
   const auto headers = json::parse(outbox[0][3].as<std::string>());
   CHECK(headers.at("event-type") == "WithdrawalCreated");
@@ -84,8 +85,8 @@ TEST_CASE("a withdrawal debits, records and writes its outbox event in one trans
 
   // A second one without (or with an invalid) traceparent: no traceparent header, its own event id.
   REQUIRE(client.post_json("/v1/withdrawals", withdrawal(42, "0.75"), {{"traceparent", "garbage"}}).status == 201);
-  const auto second = json::parse(
-      tx.exec1("SELECT headers::text FROM outbox_messages ORDER BY id DESC LIMIT 1")[0].as<std::string>());
+  const auto second =
+      json::parse(tx.exec1("SELECT headers::text FROM outbox_messages ORDER BY id DESC LIMIT 1")[0].as<std::string>());
   CHECK_FALSE(second.contains("traceparent"));
   CHECK(second.at("event-id") != headers.at("event-id"));
   CHECK(wallet_test::balance_of(schema, 42) == "8.000000000000000000");
@@ -124,9 +125,10 @@ TEST_CASE("GET routes show withdrawals and accounts", "[wallet][api]") {
   {
     auto connection = schema.connect();
     pqxx::nontransaction tx(connection);
-    tx.exec_params0("UPDATE withdrawals SET status = 'broadcast', from_address = $2, nonce = 0, tx_hash = $3, "
-                    "raw_tx = '\\x01', signed_at = now(), broadcast_at = now() WHERE id = $1",
-                    id, address, "0x" + std::string(64, 'a'));
+    tx.exec_params0(
+        "UPDATE withdrawals SET status = 'broadcast', from_address = $2, nonce = 0, tx_hash = $3, "
+        "raw_tx = '\\x01', signed_at = now(), broadcast_at = now() WHERE id = $1",
+        id, address, "0x" + std::string(64, 'a'));
   }
   const auto broadcast = json::parse(client.get("/v1/withdrawals/" + std::to_string(id)).body);
   CHECK(broadcast.at("status") == "broadcast");
@@ -160,21 +162,22 @@ TEST_CASE("every refused withdrawal leaves balances, withdrawals and outbox unto
       {"malformed JSON", R"({"user_id": 42, "amount": )", 400, "invalid_json"},
       {"not an object", "[42]", 400, "invalid_json"},
       {"empty body", "", 400, "invalid_json"},
-      {"duplicate field", R"({"user_id": 42, "user_id": 43, "to_address": ")" + std::string(address) +
-                              R"(", "amount": "1", "chain": "eth"})",
+      {"duplicate field",
+       R"({"user_id": 42, "user_id": 43, "to_address": ")" + std::string(address) +
+           R"(", "amount": "1", "chain": "eth"})",
        400, "invalid_json"},
       {"missing field", R"({"user_id": 42, "to_address": ")" + std::string(address) + R"(", "chain": "eth"})", 400,
        "missing_field"},
-      {"extra field", R"({"user_id": 42, "to_address": ")" + std::string(address) +
-                          R"(", "amount": "1", "chain": "eth", "fee": "0"})",
+      {"extra field",
+       R"({"user_id": 42, "to_address": ")" + std::string(address) + R"(", "amount": "1", "chain": "eth", "fee": "0"})",
        400, "unknown_field"},
-      {"user_id as string", R"({"user_id": "42", "to_address": ")" + std::string(address) +
-                                R"(", "amount": "1", "chain": "eth"})",
-       400, "invalid_type"},
+      {"user_id as string",
+       R"({"user_id": "42", "to_address": ")" + std::string(address) + R"(", "amount": "1", "chain": "eth"})", 400,
+       "invalid_type"},
       {"negative user_id", withdrawal(-42, "1"), 400, "invalid_type"},
-      {"amount as number", R"({"user_id": 42, "to_address": ")" + std::string(address) +
-                               R"(", "amount": 1.25, "chain": "eth"})",
-       400, "invalid_type"},
+      {"amount as number",
+       R"({"user_id": 42, "to_address": ")" + std::string(address) + R"(", "amount": 1.25, "chain": "eth"})", 400,
+       "invalid_type"},
       {"zero amount", withdrawal(42, "0"), 400, "invalid_amount"},
       {"zero amount with decimals", withdrawal(42, "0.000"), 400, "invalid_amount"},
       {"negative amount", withdrawal(42, "-1"), 400, "invalid_amount"},
@@ -182,9 +185,9 @@ TEST_CASE("every refused withdrawal leaves balances, withdrawals and outbox unto
       {"over-precise", withdrawal(42, "0.0000000000000000001"), 400, "invalid_amount"},
       {"over the chain maximum", withdrawal(42, "1000000.000000000000000001"), 400, "invalid_amount"},
       {"over 2^256 wei", withdrawal(42, std::string(70, '9')), 400, "invalid_amount"},
-      {"unknown chain", R"({"user_id": 42, "to_address": ")" + std::string(address) +
-                            R"(", "amount": "1", "chain": "btc"})",
-       400, "unknown_chain"},
+      {"unknown chain",
+       R"({"user_id": 42, "to_address": ")" + std::string(address) + R"(", "amount": "1", "chain": "btc"})", 400,
+       "unknown_chain"},
       {"short address", withdrawal(42, "1", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeA"), 400, "invalid_address"},
       {"bad checksum", withdrawal(42, "1", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"), 400, "invalid_address"},
       {"zero address", withdrawal(42, "1", "0x0000000000000000000000000000000000000000"), 400, "invalid_address"},
@@ -192,7 +195,10 @@ TEST_CASE("every refused withdrawal leaves balances, withdrawals and outbox unto
       {"unknown user", withdrawal(4242, "1"), 404, "unknown_user"},
       {"insufficient balance", withdrawal(42, "4.000000000000000001"), 409, "insufficient_balance"},
       {"wrong content type", good, 415, "unsupported_media_type", {{"Content-Type", "text/plain"}}},
-      {"form content type", good, 415, "unsupported_media_type",
+      {"form content type",
+       good,
+       415,
+       "unsupported_media_type",
        {{"Content-Type", "application/x-www-form-urlencoded"}}},
       {"bad Idempotency-Key", good, 400, "invalid_idempotency_key", {{"Idempotency-Key", std::string(300, 'k')}}},
       {"body over 64 KiB", R"({"user_id": 42, "pad": ")" + std::string(70 * 1024, 'x') + "\"}", 413, "body_too_large"},

@@ -28,9 +28,8 @@ common::env_lookup env_of(std::map<std::string, std::string> vars) {
 }  // namespace
 
 TEST_CASE("a token is accepted when its digest is listed", "[wallet][auth]") {
-  const auto set = wallet::token_set::parse(std::string("# api tokens\n\n") + s3cret_digest + "  -\n" +
-                                                other_digest + "   # the batch job\n",
-                                            "test");
+  const auto set = wallet::token_set::parse(
+      std::string("# api tokens\n\n") + s3cret_digest + "  -\n" + other_digest + "   # the batch job\n", "test");
   CHECK(set.size() == 2);
   CHECK(set.accepts("Bearer s3cret-token"));
   CHECK(set.accepts("bearer other-token"));  // the scheme is case-insensitive, the token is not
@@ -81,8 +80,8 @@ TEST_CASE("lines name the token and its scopes; a digest alone has every scope",
   CHECK_FALSE(set.authenticate("Bearer nobody"));
 
   // Today's files keep their meaning: every scope, and a name that identifies the line, not the token.
-  const auto plain = wallet::token_set::parse(std::string(s3cret_digest) + "  -\n", "test").authenticate(
-      "Bearer s3cret-token");
+  const auto plain =
+      wallet::token_set::parse(std::string(s3cret_digest) + "  -\n", "test").authenticate("Bearer s3cret-token");
   REQUIRE(plain);
   CHECK(plain->name == "token-a81e611a");
   CHECK(plain->scopes == wallet::principal::all_scopes);

@@ -51,7 +51,8 @@ TEST_CASE("the development config file parses", "[wallet][config]") {
 }
 
 TEST_CASE("the production example parses and is hardened", "[wallet][config]") {
-  auto reader = common::config_reader::from_file(OUTBOX_SOURCE_DIR "/conf/wallet.production.toml", "WALLET", env_of({}));
+  auto reader =
+      common::config_reader::from_file(OUTBOX_SOURCE_DIR "/conf/wallet.production.toml", "WALLET", env_of({}));
   const auto config = wallet::parse_config(reader);
   CHECK(config.http.bind_address == "127.0.0.1");
   CHECK_FALSE(config.enable_deposits);

@@ -52,8 +52,8 @@ TEST_CASE("gRPC: every refusal has its canonical status code, its message the HT
   // gateway: every scope (digest alone); risk-engine: read only.
   const auto tokens = tokens_file(std::string(s3cret_digest) + "\n" + other_digest + " risk-engine read\n");
   wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens},
-                                                   {"WALLET_AUTH_DISABLED", "false"},
-                                                   {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"}});
+                                                    {"WALLET_AUTH_DISABLED", "false"},
+                                                    {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"}});
   wallet_test::grpc_client gateway(wallet.grpc_target(), "s3cret-token");
   wallet_test::grpc_client reader(gateway.channel(), "other-token");
   wallet_test::grpc_client anonymous(gateway.channel(), "");
@@ -129,8 +129,8 @@ TEST_CASE("gRPC: a replay answers as the first call did, says so, and never debi
   test_support::test_schema schema;
   const auto tokens = tokens_file(std::string(s3cret_digest) + " gateway withdraw,read,deposit\n" + other_digest +
                                   " payouts withdraw,read\n");
-  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens},
-                                                   {"WALLET_AUTH_DISABLED", "false"}});
+  wallet_test::wallet_process wallet(schema.url(),
+                                     {{"WALLET_AUTH_TOKENS_FILE", tokens}, {"WALLET_AUTH_DISABLED", "false"}});
   wallet_test::grpc_client gateway(wallet.grpc_target(), "s3cret-token");
   wallet_test::grpc_client payouts(gateway.channel(), "other-token");
   REQUIRE(gateway.deposit(8, "2", "dep-8").ok());
@@ -181,11 +181,9 @@ TEST_CASE("gRPC: a replay answers as the first call did, says so, and never debi
 
   // The gRPC metrics sit beside the HTTP ones on /metrics.
   const auto metrics = wallet.client().get("/metrics").body;
-  CHECK(test_support::metric_value(metrics, R"(wallet_grpc_requests_total{code="OK",method="CreateWithdrawal"})") ==
-        3);
-  CHECK(test_support::metric_value(metrics,
-                                   R"(wallet_grpc_requests_total{code="ALREADY_EXISTS",method="CreateWithdrawal"})") ==
-        1);
+  CHECK(test_support::metric_value(metrics, R"(wallet_grpc_requests_total{code="OK",method="CreateWithdrawal"})") == 3);
+  CHECK(test_support::metric_value(
+            metrics, R"(wallet_grpc_requests_total{code="ALREADY_EXISTS",method="CreateWithdrawal"})") == 1);
   CHECK(test_support::metric_value(metrics, R"(wallet_grpc_request_duration_seconds_count{method="Deposit"})") == 3);
   CHECK(test_support::metric_value(metrics, "wallet_withdrawals_created_total") == 2);
 }
@@ -266,8 +264,7 @@ TEST_CASE("gRPC health follows the database: NOT_SERVING while it is cut off, SE
   CHECK(seen.status() == wallet_test::serving);
 
   proxy.cut();
-  CHECK(test_support::wait_until(
-      [&] { return client.health().response.status() == wallet_test::not_serving; }, 30s));
+  CHECK(test_support::wait_until([&] { return client.health().response.status() == wallet_test::not_serving; }, 30s));
   REQUIRE(watch->Read(&seen));
   CHECK(seen.status() == wallet_test::not_serving);
   CHECK(http.get("/healthz").status == 503);
@@ -277,8 +274,7 @@ TEST_CASE("gRPC health follows the database: NOT_SERVING while it is cut off, SE
   CHECK_THAT(refused.message(), Catch::Contains("nothing was written"));
 
   proxy.restore();
-  CHECK(test_support::wait_until(
-      [&] { return client.health().response.status() == wallet_test::serving; }, 30s));
+  CHECK(test_support::wait_until([&] { return client.health().response.status() == wallet_test::serving; }, 30s));
   REQUIRE(watch->Read(&seen));
   CHECK(seen.status() == wallet_test::serving);
   watch_context.TryCancel();
@@ -289,8 +285,8 @@ TEST_CASE("gRPC health follows the database: NOT_SERVING while it is cut off, SE
   CHECK(wallet_test::balance_of(schema, 9) == "0.750000000000000000");
   CHECK(wallet_test::read_state(schema).withdrawals == 1);
   const auto metrics = http.get("/metrics").body;
-  CHECK(test_support::metric_value(metrics, R"(wallet_grpc_requests_total{code="UNAVAILABLE",method="CreateWithdrawal"})") ==
-        1);
+  CHECK(test_support::metric_value(metrics,
+                                   R"(wallet_grpc_requests_total{code="UNAVAILABLE",method="CreateWithdrawal"})") == 1);
 }
 
 TEST_CASE("gRPC reflection lists the wallet and health services; Deposit only with api.enable_deposits",

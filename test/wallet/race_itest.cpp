@@ -86,8 +86,11 @@ TEST_CASE("200 concurrent withdrawals against a balance for 100: exactly 100 suc
     INFO(payload.dump());
     REQUIRE(created.contains(id));
     CHECK(seen.insert(id).second);  // one row per withdrawal
-    CHECK(payload == json{{"withdrawal_id", id}, {"user_id", user}, {"to_address", created.at(id)},
-                          {"amount", "0.01"}, {"chain", "eth"}});
+    CHECK(payload == json{{"withdrawal_id", id},
+                          {"user_id", user},
+                          {"to_address", created.at(id)},
+                          {"amount", "0.01"},
+                          {"chain", "eth"}});
   }
   // Each outbox row matches its withdrawal row in the database too.
   CHECK(tx.exec1("SELECT count(*) FROM outbox_messages o JOIN withdrawals w "

@@ -51,8 +51,8 @@ TEST_CASE("a valid withdrawal parses to its canonical values", "[wallet][request
   CHECK(std::holds_alternative<wallet::withdrawal_request>(wallet::parse_withdrawal_request(
       body("1", q("0x5AAEB6053F3E94C9B9A09F33669435E7EF1BEAED"), q("0.000000000000000001"), q("eth")), chains())));
   // The smallest unit of a 6-decimal chain, and its largest representable whole amount stays exact.
-  auto usd = wallet::parse_withdrawal_request(body("9223372036854775807", q(checksummed), q("0.000001"), q("usd6")),
-                                              chains());
+  auto usd =
+      wallet::parse_withdrawal_request(body("9223372036854775807", q(checksummed), q("0.000001"), q("usd6")), chains());
   REQUIRE(std::holds_alternative<wallet::withdrawal_request>(usd));
   CHECK(std::get<wallet::withdrawal_request>(usd).user_id == 9223372036854775807LL);
 }
@@ -75,15 +75,16 @@ TEST_CASE("fields are exactly user_id, to_address, amount and chain", "[wallet][
                              R"(", "amount": "1", "chain": "eth", "memo": "x"})");
   CHECK(extra.code == "unknown_field");
   CHECK_THAT(extra.message, Catch::Contains("memo"));
-  const auto missing = refused(R"({"user_id": 42, "to_address": ")" + std::string(checksummed) + R"(", "chain": "eth"})");
+  const auto missing =
+      refused(R"({"user_id": 42, "to_address": ")" + std::string(checksummed) + R"(", "chain": "eth"})");
   CHECK(missing.code == "missing_field");
   CHECK_THAT(missing.message, Catch::Contains("amount"));
   CHECK(refused("{}").code == "missing_field");
 }
 
 TEST_CASE("wrong types are invalid_type, naming the field", "[wallet][request]") {
-  for (const char* user_id : {"\"42\"", "0", "-1", "4.2", "1e3", "true", "null", "9223372036854775808",
-                              "18446744073709551616"}) {
+  for (const char* user_id :
+       {"\"42\"", "0", "-1", "4.2", "1e3", "true", "null", "9223372036854775808", "18446744073709551616"}) {
     INFO(user_id);
     const auto e = refused(body(user_id, q(checksummed), q("1"), q("eth")));
     CHECK(e.code == "invalid_type");
@@ -123,11 +124,11 @@ TEST_CASE("unknown chains and bad addresses are refused", "[wallet][request]") {
   CHECK_THAT(chain.message, Catch::Contains("eth"));
   CHECK(refused(body("42", q(checksummed), q("1"), q("ETH"))).code == "unknown_chain");
 
-  for (const char* address : {"5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe",
-                              "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAedd", "0xgaAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-                              // One letter's case flipped: the EIP-55 checksum no longer matches.
-                              "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
-                              "0x0000000000000000000000000000000000000000", ""}) {
+  for (const char* address :
+       {"5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAe",
+        "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAedd", "0xgaAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        // One letter's case flipped: the EIP-55 checksum no longer matches.
+        "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "0x0000000000000000000000000000000000000000", ""}) {
     INFO(address);
     const auto e = refused(body("42", q(address), q("1"), q("eth")));
     CHECK(e.code == "invalid_address");

@@ -43,8 +43,8 @@ TEST_CASE("HTTP: a read token cannot move money, and created_by holds the token'
   std::ofstream(tokens) << s3cret_digest << " treasury withdraw,deposit,read\n"
                         << other_digest << " risk-engine read\n";
   wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens.string()},
-                                                   {"WALLET_AUTH_DISABLED", "false"},
-                                                   {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"}});
+                                                    {"WALLET_AUTH_DISABLED", "false"},
+                                                    {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"}});
   auto client = wallet.client();
   REQUIRE(client.post_json("/v1/accounts/3/deposits", R"({"amount": "2"})", bearer("s3cret-token", "dep-1")).status ==
           200);

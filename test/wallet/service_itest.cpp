@@ -104,8 +104,8 @@ TEST_CASE("connections the server dropped are replaced: the withdrawal succeeds 
 TEST_CASE("with a tokens file every API route needs a listed bearer token", "[wallet][service][auth]") {
   test_support::test_schema schema;
   const auto tokens = temp_file("tokens", std::string("# test tokens\n") + s3cret_digest + "\n");
-  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens},
-                                                   {"WALLET_AUTH_DISABLED", "false"}});
+  wallet_test::wallet_process wallet(schema.url(),
+                                     {{"WALLET_AUTH_TOKENS_FILE", tokens}, {"WALLET_AUTH_DISABLED", "false"}});
   auto client = wallet.client();
   const std::map<std::string, std::string> good = {{"Authorization", "Bearer s3cret-token"}};
 
@@ -117,9 +117,10 @@ TEST_CASE("with a tokens file every API route needs a listed bearer token", "[wa
   CHECK(code_of(anonymous) == "unauthorized");
   CHECK(anonymous.header("www-authenticate") == "Bearer");
   CHECK(client.post_json("/v1/withdrawals", withdrawal(3, "1"), {{"Authorization", "Bearer wrong"}}).status == 401);
-  CHECK(client.post_json("/v1/withdrawals", withdrawal(3, "1"), {{"Authorization", std::string("Bearer ") +
-                                                                                       s3cret_digest}})
-            .status == 401);
+  CHECK(
+      client
+          .post_json("/v1/withdrawals", withdrawal(3, "1"), {{"Authorization", std::string("Bearer ") + s3cret_digest}})
+          .status == 401);
   CHECK(client.post_json("/v1/accounts/3/deposits", R"({"amount": "2"})").status == 401);
   CHECK(client.get("/v1/accounts/3").status == 401);
   CHECK(client.get("/v1/withdrawals/1").status == 401);
@@ -169,7 +170,8 @@ TEST_CASE("metrics count requests by route and status, and show the pool", "[wal
   CHECK_THAT(text, Catch::Contains(R"(wallet_http_requests_total{route="deposit",status="200"} 1)"));
   CHECK_THAT(text, Catch::Contains(R"(wallet_http_requests_total{route="healthz",status="200"} 1)"));
   CHECK_THAT(text, Catch::Contains(R"(wallet_http_request_duration_seconds_count{route="create_withdrawal"} 3)"));
-  CHECK_THAT(text, Catch::Contains(R"(wallet_http_request_duration_seconds_bucket{route="create_withdrawal",le="0.0005"})"));
+  CHECK_THAT(text,
+             Catch::Contains(R"(wallet_http_request_duration_seconds_bucket{route="create_withdrawal",le="0.0005"})"));
   CHECK_THAT(text, Catch::Contains("wallet_withdrawals_created_total 1"));
   CHECK_THAT(text, Catch::Contains("wallet_db_pool_size 16"));
   CHECK_THAT(text, Catch::Contains("wallet_db_pool_in_use 0"));

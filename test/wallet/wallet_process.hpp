@@ -53,7 +53,6 @@ class wallet_process {
   std::uint16_t grpc_port_ = 0;
 };
 
-
 /// What a refused request must leave untouched.
 struct db_state {
   std::string balances;  // "user:balance,..." in user order
@@ -66,8 +65,9 @@ inline db_state read_state(const test_support::test_schema& schema) {
   auto connection = schema.connect();
   pqxx::nontransaction tx(connection);
   db_state state;
-  state.balances = tx.exec1("SELECT coalesce(string_agg(user_id || ':' || balance, ',' ORDER BY user_id), '') "
-                            "FROM accounts")[0]
+  state.balances = tx.exec1(
+                         "SELECT coalesce(string_agg(user_id || ':' || balance, ',' ORDER BY user_id), '') "
+                         "FROM accounts")[0]
                        .as<std::string>();
   state.withdrawals = tx.exec1("SELECT count(*) FROM withdrawals")[0].as<long>();
   state.outbox = tx.exec1("SELECT count(*) FROM outbox_messages")[0].as<long>();

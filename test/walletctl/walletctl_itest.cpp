@@ -36,21 +36,24 @@ json walletctl_json(const test_support::test_schema& schema, std::vector<std::st
 
 std::int64_t insert_withdrawal(pqxx::work& tx, std::int64_t user_id, std::string_view amount) {
   return tx
-      .exec_params1("INSERT INTO withdrawals (user_id, chain, to_address, amount) "
-                    "VALUES ($1, 'eth', '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', $2::numeric) RETURNING id",
-                    user_id, std::string(amount))[0]
+      .exec_params1(
+          "INSERT INTO withdrawals (user_id, chain, to_address, amount) "
+          "VALUES ($1, 'eth', '0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed', $2::numeric) RETURNING id",
+          user_id, std::string(amount))[0]
       .as<std::int64_t>();
 }
 
 // What the broadcaster writes when it signs: the row's transaction fields and the first version.
 void sign(pqxx::work& tx, std::int64_t id, std::int64_t nonce, std::string_view hash) {
-  tx.exec_params0("UPDATE withdrawals SET status = 'signed', from_address = '0x0000000000000000000000000000000000000001', "
-                  "nonce = $2, tx_hash = $3, raw_tx = '\\x02'::bytea, signed_at = now(), updated_at = now() "
-                  "WHERE id = $1",
-                  id, nonce, std::string(hash));
-  tx.exec_params0("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, max_fee_per_gas, "
-                  "max_priority_fee_per_gas) VALUES ($1, 'payment', $2, $3, '\\x02'::bytea, 30000000000, 1000000000)",
-                  id, nonce, std::string(hash));
+  tx.exec_params0(
+      "UPDATE withdrawals SET status = 'signed', from_address = '0x0000000000000000000000000000000000000001', "
+      "nonce = $2, tx_hash = $3, raw_tx = '\\x02'::bytea, signed_at = now(), updated_at = now() "
+      "WHERE id = $1",
+      id, nonce, std::string(hash));
+  tx.exec_params0(
+      "INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, max_fee_per_gas, "
+      "max_priority_fee_per_gas) VALUES ($1, 'payment', $2, $3, '\\x02'::bytea, 30000000000, 1000000000)",
+      id, nonce, std::string(hash));
 }
 
 std::vector<std::int64_t> ids_of(const json& list) {
@@ -82,15 +85,17 @@ TEST_CASE("walletctl withdrawals list: by status and by time in that status, tex
   // `stuck` entered `signed` ten minutes ago (the trigger's row, moved back in time).
   {
     pqxx::work tx(db);
-    tx.exec_params0("UPDATE withdrawal_status_history SET changed_at = now() - interval '10 minutes' "
-                    "WHERE withdrawal_id = $1",
-                    stuck);
+    tx.exec_params0(
+        "UPDATE withdrawal_status_history SET changed_at = now() - interval '10 minutes' "
+        "WHERE withdrawal_id = $1",
+        stuck);
     tx.commit();
   }
 
   const auto all = walletctl_json(schema, {"withdrawals", "list", "--json"});
   CHECK(ids_of(all) == std::vector<std::int64_t>{stuck, pending, fresh_signed});  // longest in its status first
-  const auto signed_old = walletctl_json(schema, {"withdrawals", "list", "--status", "signed", "--older-than", "5m", "--json"});
+  const auto signed_old =
+      walletctl_json(schema, {"withdrawals", "list", "--status", "signed", "--older-than", "5m", "--json"});
   REQUIRE(ids_of(signed_old) == std::vector<std::int64_t>{stuck});
   CHECK(signed_old[0].at("status") == "signed");
   CHECK(signed_old[0].at("amount") == "1.000000000000000001");  // exact, as stored
@@ -139,26 +144,30 @@ TEST_CASE("walletctl withdrawals show: status history, transaction versions and 
   }
   {
     pqxx::work tx(db);
-    tx.exec_params0("UPDATE withdrawal_transactions SET sent_at = now(), last_sent_at = now() WHERE withdrawal_id = $1", id);
+    tx.exec_params0("UPDATE withdrawal_transactions SET sent_at = now(), last_sent_at = now() WHERE withdrawal_id = $1",
+                    id);
     tx.exec_params0("UPDATE withdrawals SET status = 'broadcast', broadcast_at = now() WHERE id = $1", id);
     tx.commit();
   }
   {
     pqxx::work tx(db);
-    tx.exec_params0("INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, max_fee_per_gas, "
-                    "max_priority_fee_per_gas, sent_at, last_sent_at) VALUES ($1, 'payment', 7, $2, '\\x03'::bytea, "
-                    "45000000000, 1500000000, now(), now())",
-                    id, bumped_hash);
-    tx.exec_params0("UPDATE withdrawal_transactions SET mined_block_number = 123456, mined_block_hash = $2, "
-                    "mined_success = true WHERE tx_hash = $1",
-                    bumped_hash, block_hash);
+    tx.exec_params0(
+        "INSERT INTO withdrawal_transactions (withdrawal_id, kind, nonce, tx_hash, raw_tx, max_fee_per_gas, "
+        "max_priority_fee_per_gas, sent_at, last_sent_at) VALUES ($1, 'payment', 7, $2, '\\x03'::bytea, "
+        "45000000000, 1500000000, now(), now())",
+        id, bumped_hash);
+    tx.exec_params0(
+        "UPDATE withdrawal_transactions SET mined_block_number = 123456, mined_block_hash = $2, "
+        "mined_success = true WHERE tx_hash = $1",
+        bumped_hash, block_hash);
     tx.exec_params0("UPDATE withdrawals SET status = 'confirmed', tx_hash = $2, confirmed_at = now() WHERE id = $1", id,
                     bumped_hash);
     // A change that is not a status change records nothing.
     tx.exec_params0("UPDATE withdrawals SET updated_at = now() WHERE id = $1", id);
-    tx.exec_params0("UPDATE withdrawals SET status = 'failed', failure_reason = 'rejected: nonce too low', "
-                    "failed_at = now() WHERE id = $1",
-                    failed);
+    tx.exec_params0(
+        "UPDATE withdrawals SET status = 'failed', failure_reason = 'rejected: nonce too low', "
+        "failed_at = now() WHERE id = $1",
+        failed);
     tx.commit();
   }
 
@@ -205,10 +214,12 @@ TEST_CASE("walletctl dead-letters list --json and outbox status --json", "[walle
   auto db = schema.connect();
   {
     pqxx::work tx(db);
-    tx.exec0("INSERT INTO outbox_messages (topic, key, payload) VALUES ('wallet_events_withdrawal', '1', 'a'), "
-             "('wallet_events_withdrawal', '2', 'b')");
-    tx.exec0("INSERT INTO outbox_dead_letters (id, topic, key, payload, headers, created_at, attempts, last_error) "
-             "VALUES (424242, 'wallet_events_withdrawal', '3', 'ccc', '{}', now(), 5, 'Broker: Message size too large')");
+    tx.exec0(
+        "INSERT INTO outbox_messages (topic, key, payload) VALUES ('wallet_events_withdrawal', '1', 'a'), "
+        "('wallet_events_withdrawal', '2', 'b')");
+    tx.exec0(
+        "INSERT INTO outbox_dead_letters (id, topic, key, payload, headers, created_at, attempts, last_error) "
+        "VALUES (424242, 'wallet_events_withdrawal', '3', 'ccc', '{}', now(), 5, 'Broker: Message size too large')");
     tx.commit();
   }
   const auto letters = walletctl_json(schema, {"dead-letters", "list", "--json"});
