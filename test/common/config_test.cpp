@@ -88,7 +88,7 @@ TEST_CASE("config: a bad value names the key and the fix", "[config]") {
                "ms, s, m or h");
 }
 
-TEST_CASE("config: unknown keys are rejected by name; pass-through tables are not", "[config]") {
+TEST_CASE("config: unknown keys are rejected by name, pass-through tables are not", "[config]") {
   auto reader = common::config_reader::from_string(sample, "RELAY", fake_env({}));
   reader.get_string("log.level", "info");
   reader.get_int("outbox.batch_size", 500, 1, 10000);

@@ -241,8 +241,8 @@ TEST_CASE(
 // Pins: a leader failover losing or reordering acknowledged rows, and too few in-sync replicas
 // (min.insync.replicas=2) dead-lettering rows instead of holding them.
 TEST_CASE(
-    "relay cluster: the leader SIGKILLed during a 100k-row drain loses nothing; a second node stopped blocks "
-    "without dead letters; started again, everything drains in order",
+    "relay cluster: the leader SIGKILLed during a 100k-row drain loses nothing, a second node stopped blocks "
+    "without dead letters, started again, everything drains in order",
     "[relay][cluster][failover]") {
   require_cluster();
   cluster_restorer restore;

@@ -39,7 +39,7 @@ std::size_t rows_of_key_after(const std::vector<relay_itest::inserted_row>& rows
 // published after later rows of its key.
 TEST_CASE(
     "relay dead letters block their key: later rows wait, other keys flow, requeue goes first, discard "
-    "releases; walletctl shows it",
+    "releases, and walletctl shows it",
     "[relay][integration][poison][dead-letters]") {
   relay_itest::relay_setup t("relay_held_key", 6);
   auto rows = relay_itest::insert_rows(t.db, t.topic, 300, "'k' || (i % 10)", 1);

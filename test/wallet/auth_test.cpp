@@ -60,7 +60,7 @@ TEST_CASE("a tokens file with a token instead of a digest, or no digest at all, 
   }
 }
 
-TEST_CASE("lines name the token and its scopes; a digest alone has every scope", "[wallet][auth]") {
+TEST_CASE("lines name the token and its scopes, a digest alone has every scope", "[wallet][auth]") {
   const auto set = wallet::token_set::parse(std::string(s3cret_digest) + " risk-engine read\n" + other_digest +
                                                 "\tgateway   withdraw,read # the API gateway\n",
                                             "test");

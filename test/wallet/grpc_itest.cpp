@@ -289,7 +289,7 @@ TEST_CASE("gRPC health follows the database: NOT_SERVING while it is cut off, SE
                                    R"(wallet_grpc_requests_total{code="UNAVAILABLE",method="CreateWithdrawal"})") == 1);
 }
 
-TEST_CASE("gRPC reflection lists the wallet and health services; Deposit only with api.enable_deposits",
+TEST_CASE("gRPC reflection lists the wallet and health services, and Deposit only with api.enable_deposits",
           "[wallet][grpc]") {
   test_support::test_schema schema;
   wallet_test::wallet_process wallet(schema.url(), {{"WALLET_API_ENABLE_DEPOSITS", "false"}});
