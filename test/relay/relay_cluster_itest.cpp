@@ -22,6 +22,7 @@
 
 #include "common/kafka.hpp"
 #include "relay_harness.hpp"
+#include "wallet/wallet_process.hpp"
 
 namespace {
 
@@ -329,11 +330,11 @@ TEST_CASE("relay cluster: PostgreSQL fast restart and kill -9 of the postmaster 
   require_ordered_and_complete(topic, rows, "PostgreSQL restarts");
 }
 
-// Pins: a relay that cannot follow a failover (single-host URL, or a session left on the old
-// primary), or rows of the new primary lost or reordered.
+// Pins: a relay or a wallet that cannot follow a failover (single-host URL, or a session left on
+// the old primary), or rows of the new primary lost or reordered.
 TEST_CASE(
-    "relay cluster: the replica promoted mid-drain (old primary stopped): the relay follows the multi-host URL "
-    "and delivers every row the new primary holds, in order",
+    "relay cluster: the replica promoted mid-drain (old primary stopped): the relay and the wallet follow the "
+    "multi-host URL and every row the new primary holds is delivered, in order",
     "[relay][cluster][postgres][failover]") {
   require_cluster();
   own_postgres pg(true);
@@ -351,6 +352,16 @@ TEST_CASE(
                100000;
       },
       60s, 200ms));
+
+  // The wallet writes on the same multi-host URL (its events go to the wallet's topic, which the
+  // cluster does not create by itself).
+  test_support::create_topic("wallet_events_withdrawal", 6);
+  wallet_test::wallet_process wallet(schema.url());
+  auto api = wallet.client();
+  const std::string payout =
+      R"({"user_id":42,"to_address":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amount":"1.5","chain":"eth"})";
+  REQUIRE(api.post_json("/v1/accounts/42/deposits", R"({"amount":"10"})").status == 200);
+  REQUIRE(api.post_json("/v1/withdrawals", payout, {{"Idempotency-Key", "before-failover"}}).status == 201);
 
   relay_process relay(schema, {{"RELAY_OUTBOX_BATCH_SIZE", "500"}, {"RELAY_OUTBOX_BROKER_BACKOFF_MAX", "1s"}});
   INFO("relay log: " << relay.log_path());
@@ -370,6 +381,20 @@ TEST_CASE(
   auto writer = schema.connect();
   const auto more = relay_itest::insert_rows(writer, topic, 10000, "'k' || (i % 1000)", 100001);
   rows.insert(rows.end(), more.begin(), more.end());
+  // The wallet's pooled sessions to the old primary fail; it answers 503 (nothing written, or in
+  // doubt: the same key then replays) until it reconnects to the new primary.
+  REQUIRE(wait_until(
+      [&] {
+        const auto status = api.post_json("/v1/withdrawals", payout, {{"Idempotency-Key", "after-failover"}}).status;
+        return status == 201 || status == 200;
+      },
+      60s, 200ms));
+  {
+    pqxx::nontransaction tx(writer);
+    CHECK(tx.exec1("SELECT count(*) FROM withdrawals WHERE user_id = 42")[0].as<int>() == 2);
+    CHECK(tx.exec1("SELECT balance::text FROM accounts WHERE user_id = 42")[0].as<std::string>() ==
+          "7.000000000000000000");
+  }
 
   REQUIRE(wait_until([&] { return pending() == 0; }, 240s, 100ms));
   CHECK(relay_itest::relay_metric(relay, "relay_database_up").value_or(-1) == 1);
