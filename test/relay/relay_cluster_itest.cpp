@@ -171,20 +171,6 @@ class own_postgres {
   bool replica_;
 };
 
-void require_ordered_and_complete(const std::string& topic, const std::vector<relay_itest::inserted_row>& rows,
-                                  const std::string& what) {
-  const auto messages = relay_itest::read_all(topic, 240s);
-  const auto summary = relay_itest::summarize(messages, rows);
-  const auto order = relay_itest::check_first_appearance_order(messages);
-  WARN(fmt::format("{}: {} rows, {} messages, {} duplicate copies, {} order violations", what, rows.size(),
-                   summary.messages, summary.duplicates, order.violations));
-  CHECK(summary.missing.empty());
-  CHECK(summary.unexpected.empty());
-  INFO(order.first_violation);
-  CHECK(order.split_keys == 0);
-  CHECK(order.violations == 0);
-}
-
 }  // namespace
 
 // Pins review finding #5: with auto-creation off, every row of a missing topic was counted as a
@@ -235,8 +221,8 @@ TEST_CASE(
   REQUIRE(wait_until([&] { return relay.http_get("/healthz").status == 200 && !blocked_sample(); }, 30s, 200ms));
   CHECK(relay.log_contains("accepts messages again"));
   relay_itest::stop_gracefully(relay);
-  require_ordered_and_complete(missing, rows, "missing topic");
-  require_ordered_and_complete(t.topic, flowing, "flowing topic");
+  relay_itest::require_ordered_and_complete(missing, rows, "missing topic", 240s);
+  relay_itest::require_ordered_and_complete(t.topic, flowing, "flowing topic", 240s);
 }
 
 // Pins: a leader failover losing or reordering acknowledged rows, and too few in-sync replicas
@@ -288,7 +274,7 @@ TEST_CASE(
                    200ms));
   relay_itest::stop_gracefully(relay);
   WARN("backlog when the leader (node " << leader << ") was SIGKILLed: " << backlog_at_kill);
-  require_ordered_and_complete(t.topic, rows, "leader killed, then two nodes down");
+  relay_itest::require_ordered_and_complete(t.topic, rows, "leader killed, then two nodes down", 240s);
 }
 
 // Pins: a database restart losing or reordering rows, or a relay that reports the database up
@@ -327,7 +313,7 @@ TEST_CASE("relay cluster: PostgreSQL fast restart and kill -9 of the postmaster 
   REQUIRE(wait_until([&] { return pending() == 0; }, 240s, 100ms));
   relay_itest::stop_gracefully(relay);
   CHECK(relay.log_contains("database recovered"));
-  require_ordered_and_complete(topic, rows, "PostgreSQL restarts");
+  relay_itest::require_ordered_and_complete(topic, rows, "PostgreSQL restarts", 240s);
 }
 
 // Pins: a relay or a wallet that cannot follow a failover (single-host URL, or a session left on
@@ -399,5 +385,5 @@ TEST_CASE(
   REQUIRE(wait_until([&] { return pending() == 0; }, 240s, 100ms));
   CHECK(relay_itest::relay_metric(relay, "relay_database_up").value_or(-1) == 1);
   relay_itest::stop_gracefully(relay);
-  require_ordered_and_complete(topic, rows, "replica promoted");
+  relay_itest::require_ordered_and_complete(topic, rows, "replica promoted", 240s);
 }

@@ -115,6 +115,20 @@ order_report check_first_appearance_order(const std::vector<test_support::consum
   return report;
 }
 
+void require_ordered_and_complete(const std::string& topic, const std::vector<inserted_row>& rows,
+                                  const std::string& what, std::chrono::milliseconds timeout) {
+  const auto messages = read_all(topic, timeout);
+  const auto summary = summarize(messages, rows);
+  const auto order = check_first_appearance_order(messages);
+  WARN(fmt::format("{}: {} rows, {} messages, {} duplicate copies, {} order violations", what, rows.size(),
+                   summary.messages, summary.duplicates, order.violations));
+  CHECK(summary.missing.empty());
+  CHECK(summary.unexpected.empty());
+  INFO(order.first_violation);
+  CHECK(order.split_keys == 0);
+  CHECK(order.violations == 0);
+}
+
 relay_setup::relay_setup(std::string_view topic_prefix, int partitions,
                          const std::map<std::string, std::string>& topic_config)
     : db(schema.connect()), topic(test_support::unique_name(topic_prefix)) {

@@ -112,6 +112,11 @@ struct order_report {
 };
 order_report check_first_appearance_order(const std::vector<test_support::consumed_message>& messages);
 
+/// Reads `topic` (up to `timeout`) and requires every row of `rows` delivered, nothing unexpected and
+/// first appearances in id order per key; logs the counts under `what`.
+void require_ordered_and_complete(const std::string& topic, const std::vector<inserted_row>& rows,
+                                  const std::string& what, std::chrono::milliseconds timeout);
+
 /// What most relay tests start from: a fresh schema, a connection to it, and a fresh topic with
 /// `partitions` partitions (no topic when `partitions` is 0).
 struct relay_setup {

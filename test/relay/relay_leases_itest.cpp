@@ -22,20 +22,6 @@ std::string session_state(pqxx::connection& db, int pid) {
   return r.empty() || r[0][0].is_null() ? std::string("gone") : r[0][0].as<std::string>();
 }
 
-void require_ordered_and_complete(const std::string& topic, const std::vector<relay_itest::inserted_row>& rows,
-                                  const std::string& what) {
-  const auto messages = relay_itest::read_all(topic, 180s);
-  const auto summary = relay_itest::summarize(messages, rows);
-  const auto order = relay_itest::check_first_appearance_order(messages);
-  WARN(fmt::format("{}: {} rows, {} messages, {} duplicate copies, {} order violations", what, rows.size(),
-                   summary.messages, summary.duplicates, order.violations));
-  CHECK(summary.missing.empty());
-  CHECK(summary.unexpected.empty());
-  INFO(order.first_violation);
-  CHECK(order.split_keys == 0);
-  CHECK(order.violations == 0);
-}
-
 }  // namespace
 
 // Pins review finding #3: the pipelining claims session held row locks but no leases, so when only
@@ -87,7 +73,7 @@ TEST_CASE(
   relay_itest::stop_gracefully(a);
   relay_itest::stop_gracefully(b);
   WARN("backlog when A's main backend was terminated: " << backlog_at_kill);
-  require_ordered_and_complete(t.topic, rows, "main session terminated");
+  relay_itest::require_ordered_and_complete(t.topic, rows, "main session terminated", 180s);
 }
 
 // Pins review finding #3's second half and issue item 1: a relay frozen outside (or inside) a
@@ -139,5 +125,5 @@ TEST_CASE(
       fmt::format("SIGSTOP: A's sessions ended {:.1f}s after the freeze (bound 2 s idle, 8 s in a batch, plus the "
                   "server's timeout check)",
                   bound));
-  require_ordered_and_complete(t.topic, rows, "SIGSTOP past the bound");
+  relay_itest::require_ordered_and_complete(t.topic, rows, "SIGSTOP past the bound", 180s);
 }
