@@ -9,6 +9,7 @@
 //	watermill-peer insert-sql  print the INSERT the Forwarder's decorated SQL publisher would run
 //	watermill-peer describe    print one line: name, versions, guarantees
 //	watermill-peer run         forward until SIGTERM/SIGINT (foreground, logs to stderr)
+//	watermill-peer create-topic PARTITIONS   create $PEER_TOPIC (for smoke.sh; the driver creates its own)
 //
 // Environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS (comma separated), PEER_TOPIC (Kafka topic, also the
 // forwarder's SQL topic), PEER_SCHEMA (default public), WM_BATCH_SIZE (default 1000), WM_POLL_INTERVAL
@@ -227,6 +228,24 @@ func saramaConfig() *sarama.Config {
 	return c
 }
 
+// cmdCreateTopic creates $PEER_TOPIC with the given partition count (replication 1); an existing topic is an error.
+func cmdCreateTopic(args []string) error {
+	s := loadSettings(false, true)
+	partitions := 0
+	if len(args) == 1 {
+		partitions, _ = strconv.Atoi(args[0])
+	}
+	if partitions < 1 {
+		usageError("create-topic PARTITIONS: give a positive partition count, e.g. 6")
+	}
+	admin, err := sarama.NewClusterAdmin(s.brokers, saramaConfig())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	return admin.CreateTopic(s.topic, &sarama.TopicDetail{NumPartitions: int32(partitions), ReplicationFactor: 1}, false)
+}
+
 func cmdRun() error {
 	s := loadSettings(true, true)
 	logger := watermill.NewStdLogger(false, false)
@@ -285,8 +304,10 @@ func main() {
 		cmdInsertSQL()
 	case "describe":
 		cmdDescribe()
+	case "create-topic":
+		err = cmdCreateTopic(os.Args[2:])
 	default:
-		usageError("unknown command %q: use run, schema, insert-sql or describe", cmd)
+		usageError("unknown command %q: use run, schema, insert-sql, describe or create-topic", cmd)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "watermill-peer %s: %v\n", cmd, err)

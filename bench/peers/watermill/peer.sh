@@ -69,6 +69,10 @@ case "${cmd}" in
     setup
     "${bin}" describe
     ;;
+  create-topic)  # for smoke.sh: create $PEER_TOPIC with $2 partitions (the driver creates its own topics)
+    setup
+    "${bin}" create-topic "${2:-6}"
+    ;;
   *)
     die "usage: peer.sh setup|schema|insert-sql|start|describe"
     ;;

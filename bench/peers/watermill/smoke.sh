@@ -18,7 +18,6 @@ fi
 PEER_TOPIC="bench-wm-smoke-$(date +%s)"
 export PEER_TOPIC
 export PEER_SCHEMA="${PEER_SCHEMA:-bench_wm}"
-kafka_libs="${OUTBOX_SERVICES_ROOT:-${repo}/.local}/kafka/libs"
 peer="${here}/peer.sh"
 log="$(mktemp -t watermill-smoke.XXXXXX.log)"
 pid=""
@@ -31,8 +30,7 @@ fail() { echo "smoke.sh: FAIL: $*" >&2; echo "--- forwarder log (${log}):" >&2; 
 count() { kcat -C -b "${KAFKA_BOOTSTRAP_SERVERS}" -t "${PEER_TOPIC}" -o beginning -e -q | wc -l; }
 
 "${peer}" setup
-java -cp "${kafka_libs}/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "${KAFKA_BOOTSTRAP_SERVERS}" \
-  --create --topic "${PEER_TOPIC}" --partitions 6 --replication-factor 1 >/dev/null
+"${peer}" create-topic 6
 "${peer}" schema
 
 # The driver's shape: key 'user-K' over 1,000 keys, a ~180-byte JSON payload holding "seq":N; all rows
