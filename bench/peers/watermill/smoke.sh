@@ -92,3 +92,5 @@ printf 'PASS: %d rows -> %d messages on %s (keys = the row keys, values = their 
 printf 'elapsed %.2f s from start to the last message: %.0f rows/s (load: %s)\n' \
   "${elapsed}" "$(echo "${rows} / ${elapsed}" | bc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 rm -f "${log}" "${log}.messages"
+# Passed: drop this run's tables (the topic stays on the broker, small).
+psql "${DATABASE_URL}" -q -v ON_ERROR_STOP=1 -c "DROP TABLE \"${PEER_SCHEMA}\".\"watermill_${PEER_TOPIC}\", \"${PEER_SCHEMA}\".\"watermill_offsets_${PEER_TOPIC}\""
