@@ -2,8 +2,12 @@
 //
 //   relay_bench drain             --rows N [--relays K] [--batch-size B]
 //       N rows inserted up front, then K outbox-relay processes drain them to a fresh Kafka topic.
+//   relay_bench db-ceiling        --rows N [--batch-size B]
+//       Ceiling (a), the database alone: pgbench runs one claim-and-delete statement per batch
+//       (SKIP LOCKED, id order, RETURNING the rows) on one connection with the relay's session
+//       settings. No relay code, no broker.
 //   relay_bench claim-ceiling     --rows N [--batch-size B]
-//       The relay's own claim + DELETE statements (relay::store) in a loop, no broker.
+//       Diagnostic: the relay's own claim + DELETE statements (relay::store) in a loop, no broker.
 //   relay_bench produce-ceiling   --rows N
 //       librdkafka alone with the relay's producer properties (relay::producer_defaults plus
 //       [kafka.properties] of conf/relay.toml and RELAY_KAFKA_PROPERTIES), no database.
@@ -36,6 +40,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -57,12 +62,21 @@
 #include "relay/publishers.hpp"
 #include "relay/store.hpp"
 #include "http_client.hpp"
+#include "bench_support.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
+using bench::arrival_recorder;
+using bench::now_us;
+using bench::print_latencies;
+using bench::proc_cpu_seconds;
+using bench::proc_status_kib;
+using bench::result;
+using bench::seconds_since;
+using bench::steady;
+using bench::topic_size;
 
 constexpr int users = 1000;
 constexpr std::int64_t insert_chunk = 100'000;
@@ -131,11 +145,6 @@ options parse_options(int argc, char** argv) {
   return o;
 }
 
-void result(const std::string& name, double value) { fmt::print("result {} {:.6g}\n", name, value); }
-void result(const std::string& name, std::int64_t value) { fmt::print("result {} {}\n", name, value); }
-
-double seconds_since(steady::time_point start) { return std::chrono::duration<double>(steady::now() - start).count(); }
-
 // Inserts rows 1..n in chunks of one statement each, then VACUUM (ANALYZE) (as autovacuum would
 // soon do with the table's thresholds) and CHECKPOINT, so the relay is measured on a table the
 // planner knows.
@@ -181,40 +190,6 @@ void wait_ready(test_support::child_process& relay) {
       !relay.log_contains("relay ready")) {
     throw std::runtime_error("outbox-relay did not become ready:\n" + relay.log());
   }
-}
-
-// A field of /proc/<pid>/status in kB ("VmHWM", "VmRSS").
-std::int64_t proc_status_kib(int pid, const std::string& field) {
-  std::ifstream in(fmt::format("/proc/{}/status", pid));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
-// User + system CPU seconds of a live process.
-double proc_cpu_seconds(int pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  long long utime = 0;
-  long long stime = 0;
-  for (int index = 3; fields >> field; ++index) {
-    if (index == 14) utime = std::stoll(field);
-    if (index == 15) {
-      stime = std::stoll(field);
-      break;
-    }
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-std::int64_t topic_size(const std::string& topic) {
-  std::int64_t total = 0;
-  for (const auto& [partition, end] : test_support::end_offsets(topic)) total += end;
-  return total;
 }
 
 int drain(const options& o) {
@@ -301,6 +276,44 @@ rd_kafka_resp_err_t produce_message(rd_kafka_t* producer, const std::string& top
   if (error) return rd_kafka_error_code(error.get());
   static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
   return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// Ceiling (a): the database alone. One statement claims (SKIP LOCKED, in id order) and deletes a
+// batch and returns its rows, one batch per transaction, run by pgbench on one connection with
+// the relay's session settings: no relay code, no broker.
+int db_ceiling(const options& o) {
+  test_support::test_schema schema;
+  {
+    auto db = schema.connect();
+    fill_outbox(db, test_support::unique_name("bench_db"), o.rows);
+  }
+  const auto settings = relay::session_settings_for(bench_relay_config().outbox);
+  const auto script = fmt::format("/tmp/{}.sql", test_support::unique_name("db_ceiling"));
+  std::ofstream(script) << fmt::format(
+      "WITH c AS (SELECT id FROM outbox_messages ORDER BY id LIMIT {} FOR UPDATE SKIP LOCKED)\n"
+      "DELETE FROM outbox_messages o USING c WHERE o.id = c.id\n"
+      "RETURNING o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts, o.created_at;\n",
+      o.batch_size);
+  const auto transactions = (o.rows + o.batch_size - 1) / o.batch_size;
+  const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("db_ceiling"));
+  const auto start = steady::now();
+  test_support::child_process pgbench(
+      "/usr/bin/pgbench",
+      {"-n", "-M", "prepared", "-c", "1", "-t", std::to_string(transactions), "-f", script, schema.url()},
+      {{"PGOPTIONS", fmt::format("-c synchronous_commit={}", settings.synchronous_commit ? "on" : "off")}}, log);
+  const auto code = pgbench.wait(30min);
+  const double elapsed = seconds_since(start);
+  std::remove(script.c_str());
+  if (code != 0) throw std::runtime_error("pgbench failed:\n" + pgbench.log());
+  auto db = schema.connect();
+  const auto left = pqxx::nontransaction(db).exec1("SELECT count(*) FROM outbox_messages")[0].as<std::int64_t>();
+  if (left != 0) throw std::runtime_error(fmt::format("pgbench left {} rows", left));
+  fmt::print("# database alone (pgbench, one statement per batch of {}): {} rows in {:.2f}s: {:.0f} rows/s\n",
+             o.batch_size, o.rows, elapsed, static_cast<double>(o.rows) / elapsed);
+  result("rows", o.rows);
+  result("seconds", elapsed);
+  result("msgs_per_s", static_cast<double>(o.rows) / elapsed);
+  return 0;
 }
 
 int claim_ceiling(const options& o) {
@@ -435,81 +448,6 @@ int publisher_ceiling(const options& o) {
   return persisted == o.rows ? 0 : 1;
 }
 
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-double percentile(std::vector<std::int64_t> values, double q) {
-  if (values.empty()) return NAN;
-  std::sort(values.begin(), values.end());
-  const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(values.size())));
-  return static_cast<double>(values[std::clamp<std::size_t>(rank, 1, values.size()) - 1]);
-}
-
-// A consumer of every partition of a fresh topic that stamps the first arrival of each outbox-id
-// (wall clock, as created_at is) on its own thread.
-class arrival_recorder {
- public:
-  explicit arrival_recorder(const std::string& topic, int partitions = 6) {
-    common::kafka::kafka_config kafka;
-    kafka.bootstrap_servers = test_support::require_env("KAFKA_BOOTSTRAP_SERVERS");
-    consumer_ = common::kafka::make_consumer(
-        common::kafka::make_conf(kafka, {{"group.id", test_support::unique_name("bench_latency")},
-                                         {"enable.auto.commit", "false"},
-                                         {"enable.partition.eof", "false"}}));
-    common::kafka::partition_list assignment(rd_kafka_topic_partition_list_new(partitions));
-    for (int p = 0; p < partitions; ++p) {
-      rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    }
-    rd_kafka_assign(consumer_.get(), assignment.get());
-    reader_ = std::thread([this] { run(); });
-  }
-  ~arrival_recorder() { stop(); }
-  arrival_recorder(const arrival_recorder&) = delete;
-  arrival_recorder& operator=(const arrival_recorder&) = delete;
-
-  std::size_t distinct() {
-    std::lock_guard lock(mutex_);
-    return first_arrival_us_.size();
-  }
-  /// Stops reading; the results are stable afterwards.
-  void stop() {
-    consuming_ = false;
-    if (reader_.joinable()) reader_.join();
-    if (consumer_) rd_kafka_consumer_close(consumer_.get());
-  }
-  const std::unordered_map<std::int64_t, std::int64_t>& first_arrival_us() const { return first_arrival_us_; }
-  std::int64_t total() const { return total_; }
-
- private:
-  void run() {
-    while (consuming_) {
-      common::kafka::message msg(rd_kafka_consumer_poll(consumer_.get(), 100));
-      if (!msg || msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-      const auto at = now_us();
-      rd_kafka_headers_t* headers = nullptr;
-      const void* value = nullptr;
-      std::size_t size = 0;
-      if (rd_kafka_message_headers(msg.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-          rd_kafka_header_get_last(headers, "outbox-id", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        continue;
-      }
-      const auto id = std::stoll(std::string(static_cast<const char*>(value), size));
-      std::lock_guard lock(mutex_);
-      first_arrival_us_.try_emplace(id, at);
-      ++total_;
-    }
-  }
-
-  common::kafka::handle consumer_;
-  std::atomic<bool> consuming_{true};
-  std::mutex mutex_;
-  std::unordered_map<std::int64_t, std::int64_t> first_arrival_us_;
-  std::int64_t total_ = 0;
-  std::thread reader_;
-};
-
 // The q-quantile of a Prometheus histogram in `exposition`, as the upper bound of the bucket it falls in.
 double histogram_quantile(const std::string& exposition, const std::string& name, double q) {
   std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
@@ -531,16 +469,6 @@ double histogram_quantile(const std::string& exposition, const std::string& name
   return INFINITY;
 }
 
-void print_latencies(const std::string& name, const std::string& label, std::vector<std::int64_t> us) {
-  auto ms = [&](double q) { return percentile(us, q) / 1000.0; };
-  fmt::print("# {}: p50 {:.2f} ms, p90 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} samples)\n", label, ms(0.5), ms(0.9),
-             ms(0.99), ms(1.0), us.size());
-  result(name + "p50_ms", ms(0.5));
-  result(name + "p90_ms", ms(0.9));
-  result(name + "p99_ms", ms(0.99));
-  result(name + "max_ms", ms(1.0));
-}
-
 int latency(const options& o) {
   test_support::test_schema schema;
   {
@@ -551,7 +479,7 @@ int latency(const options& o) {
   test_support::create_topic(topic, 6);
   auto relay = start_relay(schema, o.batch_size);
   wait_ready(*relay);
-  arrival_recorder arrivals(topic);
+  arrival_recorder arrivals(topic, bench::message_id::outbox_id_header);
 
   struct written {
     std::int64_t id;
@@ -641,7 +569,7 @@ int broker_latency(const options& o) {
   const auto config = bench_relay_config();
   const auto topic = test_support::unique_name("bench_floor");
   test_support::create_topic(topic, 6);
-  arrival_recorder arrivals(topic);
+  arrival_recorder arrivals(topic, bench::message_id::outbox_id_header);
   delivery_counts counts;
   auto conf = common::kafka::make_conf(config.kafka, relay::producer_defaults(config));
   rd_kafka_conf_set_opaque(conf.get(), &counts);
@@ -684,6 +612,7 @@ int main(int argc, char** argv) {
   try {
     const auto o = parse_options(argc, argv);
     if (o.mode == "drain") return drain(o);
+    if (o.mode == "db-ceiling") return db_ceiling(o);
     if (o.mode == "claim-ceiling") return claim_ceiling(o);
     if (o.mode == "produce-ceiling") return produce_ceiling(o);
     if (o.mode == "publisher-ceiling") return publisher_ceiling(o);
