@@ -8,8 +8,9 @@
 //       the first row to the last (the streaming rate).
 //   peer_bench latency --system S [--rate R] [--seconds T] [--warmup W] [--writers K] [--cdf FILE]
 //       R rows/s, each INSERT its own committed transaction from K writer connections, S running:
-//       latency from the writer's COMMIT returning to the consumer receiving the row. The first W
-//       seconds (default 5: a JVM's JIT) run at the same rate and are not counted. --cdf writes
+//       latency from the writer's COMMIT returning to the consumer receiving the row. The load
+//       starts once a first row came through (start-up is not latency); its first W seconds
+//       (default 5: a JVM's JIT) run at the same rate and are not counted. --cdf writes
 //       the sorted latencies (ms), one a line, for the plots.
 //
 // S is `relay` (outbox-relay with conf/relay.toml, in a fresh schema of its own) or the folder of
@@ -311,6 +312,18 @@ int latency(const options& o) {
   fmt::print("# log: {}\n", log);
   auto process = system->start(log);
   process_figures figures;
+  {
+    // Row 0 first: the load starts once the system delivers (a JVM's start-up is not latency).
+    pqxx::connection db(system->url());
+    db.prepare("insert", insert);
+    pqxx::work tx(db);
+    tx.exec_prepared0("insert", key_of(0), payload_of(0));
+    tx.commit();
+    if (!test_support::wait_until([&] { return arrivals.distinct() >= 1 || !process->running(); }, 180s, 20ms) ||
+        !process->running()) {
+      throw std::runtime_error(system->name() + " delivered nothing within 180 s:\n" + process->log());
+    }
+  }
 
   struct written {
     std::int64_t seq;
@@ -346,7 +359,7 @@ int latency(const options& o) {
     std::this_thread::sleep_for(100ms);
   }
   for (auto& t : writers) t.join();
-  const auto written_total = static_cast<std::size_t>(sequence.load());
+  const auto written_total = static_cast<std::size_t>(sequence.load()) + 1;  // and row 0
   test_support::wait_until([&] { return arrivals.distinct() >= written_total; }, 60s, 50ms);
   arrivals.stop();
   if (!process->running()) throw std::runtime_error(system->name() + " exited during the run:\n" + process->log());
