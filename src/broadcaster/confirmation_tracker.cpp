@@ -30,7 +30,13 @@ bool ever_sent(const store::open_withdrawal& w) {
 
 confirmation_tracker::confirmation_tracker(const settings& config, processor& worker, common::connection_pool& pool,
                                            metrics& counters, health& status, common::process_signals& signals)
-    : config_(config), worker_(worker), pool_(pool), metrics_(counters), health_(status), signals_(signals) {}
+    : config_(config),
+      worker_(worker),
+      pool_(pool),
+      metrics_(counters),
+      health_(status),
+      signals_(signals),
+      scanner_(worker.hot_wallet(), config.chain.confirmations) {}
 
 void confirmation_tracker::run() {
   spdlog::info(
@@ -99,18 +105,31 @@ void confirmation_tracker::poll_once() {
 confirmation_tracker::receipt_map confirmation_tracker::fetch_receipts(const std::vector<store::open_withdrawal>& open,
                                                                        const chain_snapshot& chain) {
   // Only nonces the chain has used can have a receipt: when nothing moved, no receipt is asked.
-  // Every version is asked for, sent or not as the database said: the event path may have sent
+  // Every version is looked up, sent or not as the database said: the event path may have sent
   // (and the chain mined) one since that read.
+  receipt_map out;
+  if (open.empty()) {
+    scanner_.reset();  // nothing in flight: no block to follow until something is
+    return out;
+  }
+  scanner_.advance(worker_.rpc(), chain.head);
   std::vector<std::int64_t> ids;
   std::vector<std::string> hashes;
   for (const auto& w : open) {
     if (w.nonce >= chain.mined_count) continue;
+    bool found = false;
+    for (const auto& v : w.versions) {
+      if (auto receipt = scanner_.find(v.tx_hash)) {
+        out[v.id] = std::move(receipt);
+        found = true;
+      }
+    }
+    if (found) continue;  // one nonce, one mined version: the others have none
     for (const auto& v : w.versions) {
       ids.push_back(v.id);
       hashes.push_back(v.tx_hash);
     }
   }
-  receipt_map out;
   if (hashes.empty()) return out;
   auto receipts = read_receipts(worker_.rpc(), hashes);
   for (std::size_t i = 0; i < ids.size(); ++i) out[ids[i]] = std::move(receipts[i]);
@@ -158,6 +177,7 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
     if (mined->kind == store::version_kind::payment && receipt->success) {
       const bool applied = store::mark_confirmed(tx, w.id, mined->id);
       tx.commit();
+      for (const auto& v : w.versions) scanner_.forget(v.tx_hash);
       if (applied) {
         metrics_.confirmed.Increment();
         spdlog::info("withdrawal {} confirmed: tx {} in block {}, {} block(s) deep", w.id, mined->tx_hash,
@@ -172,6 +192,7 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
                               receipt->block_number, w.nonce);
     const bool applied = store::fail_and_refund(tx, w.id, reason, false);
     tx.commit();
+    for (const auto& v : w.versions) scanner_.forget(v.tx_hash);
     if (applied) {
       metrics_.failure(payment ? failure_reason::reverted : failure_reason::cancelled);
       spdlog::error("withdrawal {} failed and refunded: {}", w.id, reason);

@@ -3,7 +3,12 @@
 // database connections). Every chain.confirm_poll_interval, for this worker's chain and hot wallet:
 //   1. gauges: withdrawals per open status, oldest ages, the hot wallet's balance;
 //   2. the chain in a few JSON-RPC batches: head, the account's nonce at the head and at the
-//      confirmation depth, the receipts of every sent version whose nonce is mined;
+//      confirmation depth; the new blocks up to the head with the hot wallet's receipts in them
+//      (block_scanner: eth_getBlockReceipts per block, so the calls grow with blocks, not with
+//      withdrawals in flight; the last block's hash re-checked each pass finds reorgs). A version
+//      whose nonce is mined but whose receipt is in no scanned block (mined before the scan
+//      started, or its nonce taken by another transaction) is asked with eth_getTransactionReceipt,
+//      as is every one when the node has no eth_getBlockReceipts;
 //   3. per signed/broadcast withdrawal (lowest nonce first, at most 200 per pass):
 //      - a version mined chain.confirmations deep (block hash re-read each pass): payment with
 //        status 1 → confirmed (tx_hash = the mined version); status 0 → failed + refunded;
@@ -32,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "broadcaster/block_scanner.hpp"
 #include "broadcaster/chain_view.hpp"
 #include "broadcaster/health.hpp"
 #include "broadcaster/metrics.hpp"
@@ -69,6 +75,7 @@ class confirmation_tracker {
   metrics& metrics_;
   health& health_;
   common::process_signals& signals_;
+  block_scanner scanner_;
   std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
   std::map<std::int64_t, int> nonce_taken_suspects_;  // open id → passes that saw its nonce taken
   std::string last_error_;

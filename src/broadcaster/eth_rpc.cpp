@@ -137,6 +137,8 @@ eth_rpc::~eth_rpc() = default;
 
 const std::string& eth_rpc::url() const noexcept { return impl_->url; }
 
+void eth_rpc::on_call(call_observer observer) { observer_ = std::move(observer); }
+
 namespace {
 
 // The "result" of one JSON-RPC reply object; rpc_error for an error object.
@@ -173,6 +175,7 @@ json parse_reply(const std::string& text, std::string_view method, const std::st
 }  // namespace
 
 json eth_rpc::call(std::string_view method, const json& params) {
+  if (observer_) observer_(method);
   const json request = {{"jsonrpc", "2.0"}, {"id", impl_->next_id++}, {"method", method}, {"params", params}};
   json reply = parse_reply(impl_->post(request.dump()), method, impl_->url);
   return result_of(reply, method, impl_->url);
@@ -184,6 +187,7 @@ std::vector<json> eth_rpc::batch(const std::vector<std::pair<std::string, json>>
   json request = json::array();
   const std::int64_t first_id = impl_->next_id;
   for (const auto& [method, params] : calls) {
+    if (observer_) observer_(method);
     request.push_back({{"jsonrpc", "2.0"}, {"id", impl_->next_id++}, {"method", method}, {"params", params}});
   }
   json reply = parse_reply(impl_->post(request.dump()), "batch", impl_->url);

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -139,9 +140,16 @@ class eth_rpc {
   /// redacted_rpc_url() of the URL, for logs.
   const std::string& url() const noexcept;
 
+  /// Called with the method name of every JSON-RPC call made through call() or batch() (once per
+  /// call of a batch), before it is sent: for counting (broadcaster_rpc_calls_total). Must not
+  /// throw. Replaces the previous observer; an empty function turns it off.
+  using call_observer = std::function<void(std::string_view method)>;
+  void on_call(call_observer observer);
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
+  call_observer observer_;
 };
 
 }  // namespace broadcaster

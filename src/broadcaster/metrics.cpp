@@ -40,6 +40,11 @@ metrics::metrics(prometheus::Registry& registry)
                          .Help("Events acknowledged without processing, by reason (other_chain: paid by the worker "
                                "of that chain)")
                          .Register(registry)),
+      rpc_calls(prometheus::BuildCounter()
+                    .Name("broadcaster_rpc_calls_total")
+                    .Help("JSON-RPC calls made to the Ethereum node by the event path and the confirmation tracker, "
+                          "by method (each call of a batch counts)")
+                    .Register(registry)),
       event_to_broadcast_seconds(prometheus::BuildHistogram()
                                      .Name("broadcaster_event_to_broadcast_seconds")
                                      .Help("Time from the withdrawal's creation to its broadcast")

@@ -43,6 +43,7 @@ struct metrics {
   prometheus::Counter& reorgs;
   prometheus::Family<prometheus::Counter>& failures;
   prometheus::Family<prometheus::Counter>& events_skipped;
+  prometheus::Family<prometheus::Counter>& rpc_calls;  // {method} JSON-RPC calls to the node (a batch counts each)
   prometheus::Histogram& event_to_broadcast_seconds;
   prometheus::Gauge& consumer_lag;
   prometheus::Gauge& hot_wallet_balance_wei;
@@ -52,6 +53,7 @@ struct metrics {
 
   void failure(std::string_view reason) { failures.Add({{"reason", std::string(reason)}}).Increment(); }
   void skipped(std::string_view reason) { events_skipped.Add({{"reason", std::string(reason)}}).Increment(); }
+  void rpc_call(std::string_view method) { rpc_calls.Add({{"method", std::string(method)}}).Increment(); }
 };
 
 }  // namespace broadcaster

@@ -99,7 +99,9 @@ processor::processor(const settings& config, std::uint64_t chain_id, const chain
       health_(status),
       signals_(signals),
       loop_(std::move(loop)),
-      rpc_(config.chain.rpc_url, config.chain.rpc_timeout) {}
+      rpc_(config.chain.rpc_url, config.chain.rpc_timeout) {
+  rpc_.on_call([this](std::string_view method) { metrics_.rpc_call(method); });
+}
 
 template <class Attempt>
 std::optional<process_result> processor::with_retries(Attempt&& attempt_once) {

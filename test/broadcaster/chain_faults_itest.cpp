@@ -43,9 +43,10 @@ struct chain_bed {
     return start_worker(on_node({&schema, &wallet, topic, group, dlq, "kafka", std::move(extra_env)}, anvil.url()));
   }
 
-  void publish(std::int64_t id) {
+  void publish(std::int64_t id) { publish(std::vector<std::int64_t>{id}); }
+  void publish(const std::vector<std::int64_t>& ids) {
     test_support::kafka_producer producer;
-    producer.send(event_for(topic, load_withdrawal(db, id)));
+    for (const auto id : ids) producer.send(event_for(topic, load_withdrawal(db, id)));
     producer.flush();
   }
 
@@ -172,4 +173,63 @@ TEST_CASE(
   CHECK(worker->metric("broadcaster_failures_total{reason=\"cancelled\"}") == 1);
   const auto figures = check_ledger(bed.db, *bed.node, {id}, bed.wallet.address, {{1, "5"}});
   CHECK(figures.refunded == 1);
+}
+
+namespace {
+// broadcaster_rpc_calls_total{method}; 0 before the first call of that method.
+double rpc_calls(daemon_process& worker, std::string_view method) {
+  return test_support::metric_value(worker.metrics(),
+                                    fmt::format("broadcaster_rpc_calls_total{{method=\"{}\"}}", method))
+      .value_or(0);
+}
+}  // namespace
+
+TEST_CASE(
+    "chain: the tracker asks receipts per block: 50 withdrawals in flight mined in 2 blocks cost one "
+    "eth_getBlockReceipts per block, not 50 receipt calls per pass",
+    "[broadcaster][chain][tracker]") {
+  chain_bed bed("per_block");
+  create_account(bed.db, 1, "5");
+  std::vector<std::int64_t> first;
+  std::vector<std::int64_t> second;
+  for (int i = 0; i < 25; ++i) first.push_back(insert_pending_withdrawal(bed.db, {1, random_address(), "0.01"}));
+  for (int i = 0; i < 25; ++i) second.push_back(insert_pending_withdrawal(bed.db, {1, random_address(), "0.01"}));
+  std::vector<std::int64_t> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  constexpr std::uint64_t confirmations = 3;
+  auto worker = bed.worker({{"BROADCASTER_CHAIN_CONFIRMATIONS", std::to_string(confirmations)}});
+  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
+  INFO("worker log " << worker->log_path());
+  const auto start_block = block_number(*bed.node);
+  {
+    automine_off manual(*bed.node);
+    bed.publish(first);
+    REQUIRE(wait_all_status(bed.db, first, "broadcast", 60s));  // 25 in the node's pool
+    mine(*bed.node);
+    bed.publish(second);
+    REQUIRE(wait_all_status(bed.db, second, "broadcast", 60s));
+    mine(*bed.node);
+    // 50 mined, 1 and 2 blocks deep of 3: every pass now has 50 in flight with mined nonces. Let
+    // the tracker pass at least 20 times (one eth_blockNumber each) before the last block.
+    const double passes_before = rpc_calls(*worker, "eth_blockNumber");
+    REQUIRE(wait_until([&] { return rpc_calls(*worker, "eth_blockNumber") >= passes_before + 20; }, 30s, 50ms));
+    CHECK(count_status(bed.db, all, "confirmed") == 0);
+    mine(*bed.node);  // the first 25 at depth 3
+    REQUIRE(wait_all_status(bed.db, first, "confirmed", 60s));
+    CHECK(count_status(bed.db, second, "confirmed") == 0);
+    mine(*bed.node);  // the second 25 at depth 3
+  }
+  REQUIRE(wait_all_status(bed.db, all, "confirmed", 60s));
+  const auto blocks = block_number(*bed.node) - start_block;  // the 4 blocks mined by the test
+  const double per_block = rpc_calls(*worker, "eth_getBlockReceipts");
+  const double per_transaction = rpc_calls(*worker, "eth_getTransactionReceipt");
+  const double passes = rpc_calls(*worker, "eth_blockNumber");
+  INFO("blocks " << blocks << ", eth_getBlockReceipts " << per_block << ", eth_getTransactionReceipt "
+                 << per_transaction << ", passes " << passes);
+  // The first scan looks confirmations + 16 blocks back; then one call per new block.
+  CHECK(per_block >= 3);
+  CHECK(per_block <= static_cast<double>(blocks + confirmations + 16 + 1));
+  CHECK(per_transaction == 0);
+  CHECK(passes >= 20);  // per transaction and pass it would have been at least 20 x 25
+  check_ledger(bed.db, *bed.node, all, bed.wallet.address, {{1, "5"}});
 }

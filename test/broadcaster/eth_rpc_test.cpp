@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
+#include "broadcaster/block_scanner.hpp"
 #include "broadcaster/eth_rpc.hpp"
 #include "chain/hex.hpp"
 #include "common/http_server.hpp"
@@ -298,4 +299,49 @@ TEST_CASE("rpc URL: logged without path or query, where providers put their API 
   } catch (const broadcaster::rpc_unavailable& e) {
     CHECK(std::string(e.what()).find("SECRET") == std::string::npos);
   }
+}
+
+TEST_CASE("block scanner: receipts of the account only, per block; a node without eth_getBlockReceipts turns it off",
+          "[rpc][scanner]") {
+  fake_node node;
+  broadcaster::eth_rpc rpc(node.url(), 2s);
+  std::map<std::string, int> counted;
+  rpc.on_call([&](std::string_view method) { ++counted[std::string(method)]; });
+  const auto account = *chain::address::parse("0x00000000000000000000000000000000000000aa");
+  const std::string block_hash = "0x" + std::string(64, '1');
+  const std::string ours = "0x" + std::string(64, 'a');
+  const std::string theirs = "0x" + std::string(64, 'b');
+  // Every block number gets the same answer: its parent hash is its own, so the chain links up.
+  node.on("eth_getBlockByNumber",
+          {result({{"hash", block_hash}, {"parentHash", block_hash}, {"transactions", json::array({ours, theirs})}})});
+  const auto receipt = [&](const std::string& hash, const std::string& from) {
+    return json{{"transactionHash", hash}, {"from", from},    {"blockHash", block_hash},
+                {"blockNumber", "0x2"},    {"status", "0x1"}, {"gasUsed", "0x5208"}};
+  };
+  node.on("eth_getBlockReceipts",
+          {result(json::array({receipt(ours, "0x00000000000000000000000000000000000000AA"),
+                               receipt(theirs, "0x00000000000000000000000000000000000000bb")}))});
+
+  broadcaster::block_scanner scanner(account, 1);
+  scanner.advance(rpc, 2);  // blocks 0..2: one batch, a header and the receipts of each
+  CHECK(scanner.supported());
+  CHECK(counted["eth_getBlockReceipts"] == 3);
+  CHECK(counted["eth_getBlockByNumber"] == 3);
+  const auto found = scanner.find(ours);
+  REQUIRE(found.has_value());
+  CHECK(found->success);
+  CHECK(found->block_hash == block_hash);
+  CHECK_FALSE(scanner.find(theirs).has_value());  // another sender's: not kept
+
+  scanner.advance(rpc, 2);  // no new block: only the last one's hash is checked
+  CHECK(counted["eth_getBlockReceipts"] == 3);
+  CHECK(counted["eth_getBlockByNumber"] == 4);
+  scanner.forget(ours);
+  CHECK_FALSE(scanner.find(ours).has_value());
+
+  node.on("eth_getBlockReceipts", {error(-32601, "Method not found")});
+  scanner.advance(rpc, 3);
+  CHECK_FALSE(scanner.supported());
+  scanner.advance(rpc, 4);  // off for good: nothing asked
+  CHECK(counted["eth_getBlockReceipts"] == 4);
 }
