@@ -16,6 +16,9 @@
 # the peers' setup on the first run.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/readme_section.sh"
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build_arg="${1:-${OUTBOX_BUILD_DIR:-build}}"
 [[ ${build_arg} == /* ]] || build_arg="${root}/${build_arg}"
@@ -94,3 +97,4 @@ fmt() { awk -v v="$2" "BEGIN { printf \"$1\", v }"; }
   done
 } >"${out}/summary.md"
 cat "${out}/summary.md"
+readme_section "${root}/bench/README.md" "${out}/summary.md"

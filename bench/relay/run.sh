@@ -11,6 +11,9 @@
 # Needs the services (`scripts/services up`); builds outbox-relay and relay_bench first.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/readme_section.sh"
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(cd "${1:-${root}/build}" && pwd)"
 rows="${ROWS:-1000000}"
@@ -136,22 +139,6 @@ EOF
 )"
 
 printf '%s\n' "${section}"
-if [[ -z ${NO_README:-} ]]; then
-  if [[ ! -f ${readme} ]]; then
-    # shellcheck disable=SC2016 # literal backquotes in markdown
-    printf '# Benchmarks\n\nEach component writes its own section with `bench/<component>/run.sh`.\n' >"${readme}"
-  fi
-  new_section="${out}/section.md"
-  printf '%s\n' "${section}" >"${new_section}"
-  # Replace "## outbox-relay" up to the next "## " heading, or append the section.
-  awk -v file="${new_section}" '
-    function emit() { while ((getline line < file) > 0) print line; print ""; done = 1 }
-    /^## outbox-relay[[:space:]]*$/ { emit(); skipping = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !skipping { print }
-    END { if (!done) { print ""; emit() } }
-  ' "${readme}" >"${out}/README.md"
-  cp "${out}/README.md" "${readme}"
-  echo "bench/relay: results written to ${readme#"${root}"/}" >&2
-fi
+printf '%s\n' "${section}" >"${out}/section.md"
+readme_section "${readme}" "${out}/section.md"
 echo "bench/relay: raw output in ${out}" >&2

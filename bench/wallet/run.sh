@@ -16,6 +16,9 @@
 # Everything runs in a schema of its own, dropped at the end.
 set -euo pipefail
 
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/readme_section.sh"
+
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 here="${root}/bench/wallet"
 build_arg="${1:-${OUTBOX_BUILD_DIR:-build}}"
@@ -236,19 +239,4 @@ After the run the schema is checked: one outbox row per withdrawal, and the acco
 exactly the sum of the withdrawals. Raw wrk, ghz and pgbench output went to \`${out}\` (not committed).
 EOF
 cat "${out}/summary.md"
-if [[ -z ${NO_README:-} ]]; then
-  if [[ ! -f ${readme} ]]; then
-    # shellcheck disable=SC2016 # literal backquotes in markdown
-    printf '# Benchmarks\n\nEach component writes its own section with `bench/<component>/run.sh`.\n\n' >"${readme}"
-  fi
-  # Replace "## wallet-service" up to the next "## " heading, or append the section.
-  awk -v file="${out}/summary.md" '
-    function emit() { while ((getline line < file) > 0) print line; print ""; done = 1 }
-    /^## wallet-service[[:space:]]*$/ { emit(); skipping = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !skipping { print }
-    END { if (!done) { print ""; emit() } }
-  ' "${readme}" >"${out}/README.md"
-  cp "${out}/README.md" "${readme}"
-  log "results written to ${readme#"${root}"/}"
-fi
+readme_section "${readme}" "${out}/summary.md"
