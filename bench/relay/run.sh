@@ -123,7 +123,14 @@ Drain times: 1 relay $(calc '%.1f' "$(get drain1 seconds)") s (relay CPU $(calc 
 2 relays $(calc '%.1f' "$(get drain2 seconds)") s (CPU $(calc '%.1f' "$(get drain2 relay_cpu_s)") s together); messages in the topic
 $(get drain1 published) and $(get drain2 published) for $(get drain1 rows) rows (the excess are re-sends).
 A drain is timed from the relays' \`relay ready\` to the table being empty, on a table vacuumed
-and checkpointed after the inserts. Ceiling (b) streams without waiting per batch. In a backlog
+and checkpointed after the inserts. Ceiling (a) is what PostgreSQL alone does with the relay's
+work: pgbench on one connection, each transaction one statement that claims ${batch} rows (FOR UPDATE
+SKIP LOCKED, id order), deletes them and returns their payloads, synchronous_commit as the relay's
+sessions have it; no relay code, no broker. The relay does more per batch than that statement (its
+claim checks lease partitions, rows waiting for a retry and dead-lettered keys; it deletes only what
+the broker acknowledged, in a second statement after the publish) and shares the machine's cores
+with the broker, which ceiling (a) does not: the diagnostic row shows the relay's own statements
+without a broker. Ceiling (b) streams without waiting per batch. In a backlog
 the relay claims its next batch while the broker acknowledges the current one, and deletes and
 commits the current one while the next is out, so the database work sets its pace; "for
 reference" is the publisher's own pace with every batch awaited alone. Latency = consumer receive time − the moment
