@@ -301,8 +301,9 @@ TEST_CASE("rpc URL: logged without path or query, where providers put their API 
   }
 }
 
-TEST_CASE("block scanner: receipts of the account only, per block; a node without eth_getBlockReceipts turns it off",
-          "[rpc][scanner]") {
+TEST_CASE(
+    "block scanner: receipts of the account only, per block, and a node without eth_getBlockReceipts turns it off",
+    "[rpc][scanner]") {
   fake_node node;
   broadcaster::eth_rpc rpc(node.url(), 2s);
   std::map<std::string, int> counted;
