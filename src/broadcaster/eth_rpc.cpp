@@ -1,132 +1,56 @@
 #include "broadcaster/eth_rpc.hpp"
 
-#include <optional>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "chain/hex.hpp"
+#include "common/http_client.hpp"
 
 namespace broadcaster {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = beast::http;
-using tcp = asio::ip::tcp;
 using json = nlohmann::json;
 
+namespace {
+common::http::client_options node_client_options() {
+  common::http::client_options options;
+  options.user_agent = "broadcaster-worker";
+  options.body_limit = 16 * 1024 * 1024;
+  options.resend_on_stale_connection = true;  // every method used here is idempotent
+  options.target_in_errors = false;           // providers put API keys in the path
+  return options;
+}
+}  // namespace
+
 struct eth_rpc::impl {
-  impl(const std::string& u, std::chrono::milliseconds t)
-      : endpoint(parse_rpc_url(u)), url(redacted_rpc_url(u)), timeout(t) {}
+  impl(const std::string& u, std::chrono::milliseconds timeout)
+      : endpoint(parse_rpc_url(u)),
+        url(redacted_rpc_url(u)),
+        http(endpoint.host, static_cast<std::uint16_t>(std::stoul(endpoint.port)), timeout, node_client_options()) {}
 
   rpc_endpoint endpoint;
   std::string url;
-  std::chrono::milliseconds timeout;
-  asio::io_context io;
-  std::optional<beast::tcp_stream> stream;
-  beast::flat_buffer buffer;
+  common::http::client http;
   std::int64_t next_id = 1;
 
-  using clock = std::chrono::steady_clock;
-
-  [[noreturn]] void fail(std::string_view what, const beast::error_code& ec) {
-    stream.reset();
-    if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
-      throw rpc_unavailable(fmt::format("eth node {}: {} timed out (deadline {} ms)", url, what, timeout.count()));
+  // The answer's body; rpc_unavailable when there is none worth parsing.
+  std::string post(std::string body) {
+    common::http::client_response response;
+    try {
+      response = http.post_json(endpoint.target, std::move(body));
+    } catch (const common::http::transport_error& e) {
+      throw rpc_unavailable(fmt::format("eth node {}: {}", url, e.reason()));
     }
-    throw rpc_unavailable(fmt::format("eth node {}: {} failed: {}", url, what, ec.message()));
-  }
-
-  void connect(clock::time_point deadline) {
-    tcp::resolver resolver(io);
-    asio::steady_timer timer(io, deadline);
-    beast::error_code ec = asio::error::would_block;
-    tcp::resolver::results_type results;
-    resolver.async_resolve(endpoint.host, endpoint.port,
-                           [&](const beast::error_code& e, tcp::resolver::results_type r) {
-                             ec = e;
-                             results = std::move(r);
-                             timer.cancel();
-                           });
-    timer.async_wait([&](const beast::error_code& e) {
-      if (!e) resolver.cancel();
-    });
-    io.restart();
-    io.run();
-    if (ec) fail("resolving " + endpoint.host, ec);
-
-    stream.emplace(io);
-    stream->expires_at(deadline);
-    ec = asio::error::would_block;
-    stream->async_connect(results, [&](const beast::error_code& e, const tcp::endpoint&) { ec = e; });
-    io.restart();
-    io.run();
-    if (ec) fail("connect", ec);
-    buffer.clear();
-  }
-
-  // One request/response on the open stream. Returns the error instead of throwing so the caller
-  // can tell a stale keep-alive connection from a real failure.
-  beast::error_code exchange(const std::string& body, clock::time_point deadline,
-                             bhttp::response<bhttp::string_body>& response) {
-    bhttp::request<bhttp::string_body> request{bhttp::verb::post, endpoint.target, 11};
-    request.set(bhttp::field::host, endpoint.host);
-    request.set(bhttp::field::user_agent, "broadcaster-worker");
-    request.set(bhttp::field::content_type, "application/json");
-    request.keep_alive(true);
-    request.body() = body;
-    request.prepare_payload();
-
-    beast::error_code ec = asio::error::would_block;
-    stream->expires_at(deadline);
-    bhttp::async_write(*stream, request, [&](const beast::error_code& e, std::size_t) { ec = e; });
-    io.restart();
-    io.run();
-    if (ec) return ec;
-
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(16 * 1024 * 1024);
-    ec = asio::error::would_block;
-    stream->expires_at(deadline);
-    bhttp::async_read(*stream, buffer, parser, [&](const beast::error_code& e, std::size_t) { ec = e; });
-    io.restart();
-    io.run();
-    if (!ec) response = parser.release();
-    return ec;
-  }
-
-  std::string post(const std::string& body) {
-    const auto deadline = clock::now() + timeout;
-    bhttp::response<bhttp::string_body> response;
-    for (int attempt = 0;; ++attempt) {
-      const bool reused = stream.has_value();
-      if (!reused) connect(deadline);
-      const auto ec = exchange(body, deadline, response);
-      if (!ec) break;
-      // The node may have closed an idle keep-alive connection: one more try on a fresh one.
-      if (reused && attempt == 0 && ec != beast::error::timeout && clock::now() < deadline) {
-        stream.reset();
-        continue;
-      }
-      fail("request", ec);
-    }
-    if (!response.keep_alive()) stream.reset();
-    const unsigned status = response.result_int();
+    const unsigned status = response.status;
     if (status == 429 || status >= 500) {
-      throw rpc_unavailable(fmt::format("eth node {}: HTTP {} {}", url, status, std::string(response.reason())));
+      throw rpc_unavailable(fmt::format("eth node {}: HTTP {} {}", url, status, response.reason));
     }
     if (status != 200) {
       // Some nodes answer JSON-RPC errors with 4xx: let the caller see the error object if there is one.
-      if (json::accept(response.body())) return std::move(response.body());
-      throw rpc_unavailable(fmt::format("eth node {}: HTTP {} {}", url, status, std::string(response.reason())));
+      if (json::accept(response.body)) return std::move(response.body);
+      throw rpc_unavailable(fmt::format("eth node {}: HTTP {} {}", url, status, response.reason));
     }
-    return std::move(response.body());
+    return std::move(response.body);
   }
 };
 

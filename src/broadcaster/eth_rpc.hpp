@@ -1,5 +1,5 @@
 #pragma once
-// A small blocking Ethereum JSON-RPC client over HTTP/1.1 (Boost.Beast), for the broadcaster and
+// A small blocking Ethereum JSON-RPC client over HTTP/1.1 (common/http_client.hpp), for the broadcaster and
 // for tests that need to look at the chain.
 //
 // Every call has a deadline of `timeout` from its start (resolve + connect + write + read).

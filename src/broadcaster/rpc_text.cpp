@@ -1,13 +1,13 @@
 // The text side of the JSON-RPC client: URLs, quantities, error objects and the classification
 // of eth_sendRawTransaction refusals (declared in eth_rpc.hpp).
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
 
 #include "broadcaster/eth_rpc.hpp"
+#include "common/text.hpp"
 
 namespace broadcaster {
 
@@ -115,13 +115,6 @@ std::string to_quantity(const chain::uint256& value) {
 
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 bool contains_any(const std::string& haystack, std::initializer_list<std::string_view> needles) {
   return std::any_of(needles.begin(), needles.end(),
                      [&](std::string_view needle) { return haystack.find(needle) != std::string::npos; });
@@ -130,7 +123,7 @@ bool contains_any(const std::string& haystack, std::initializer_list<std::string
 }  // namespace
 
 send_error_kind classify_send_error(std::int64_t code, std::string_view message) {
-  const std::string m = lower(message);
+  const std::string m = common::ascii_lower(message);
   // geth: "already known"; parity/openethereum: "known transaction", "already imported";
   // nethermind: "AlreadyKnown"; anvil/reth: "transaction already imported", "already known".
   if (contains_any(m, {"already known", "alreadyknown", "known transaction", "already imported", "already exists",

@@ -1,8 +1,6 @@
 #include "common/http_server.hpp"
 
-#include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <condition_variable>
 #include <list>
 #include <mutex>
@@ -14,6 +12,8 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "common/text.hpp"
 
 namespace common::http {
 
@@ -36,13 +36,6 @@ response error_response(unsigned status, std::string_view code, std::string_view
 }
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 class session;
 
@@ -124,7 +117,8 @@ class session : public std::enable_shared_from_this<session> {
     request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
-    for (const auto& field : msg) req.headers[lower(std::string(field.name_string()))] = std::string(field.value());
+    for (const auto& field : msg)
+      req.headers[ascii_lower(std::string(field.name_string()))] = std::string(field.value());
     req.body = std::move(msg.body());
     const bool keep_alive = msg.keep_alive();
     response res;
