@@ -17,7 +17,6 @@ using namespace std::chrono_literals;
 constexpr const char* loop_name = "tracker";
 constexpr int open_batch = 200;
 constexpr int pending_batch = 20;
-constexpr auto repeated_error_interval = 30s;
 
 double seconds(std::chrono::milliseconds d) { return static_cast<double>(d.count()) / 1000.0; }
 
@@ -49,19 +48,13 @@ void confirmation_tracker::run() {
     health_.beat(loop_name);
     try {
       poll_once();
-      if (!last_error_.empty()) {
+      if (error_warning_.clear()) {
         spdlog::info("confirmation tracker: recovered");
-        last_error_.clear();
         health_.clear_problem(loop_name);
       }
     } catch (const std::exception& e) {
-      const std::string text = e.what();
-      health_.set_problem(loop_name, text);
-      if (text != last_error_ || clock::now() - last_error_at_ >= repeated_error_interval) {
-        spdlog::warn("confirmation tracker: {}", text);
-        last_error_ = text;
-        last_error_at_ = clock::now();
-      }
+      health_.set_problem(loop_name, e.what());
+      error_warning_.warn(fmt::format("confirmation tracker: {}", e.what()));
     }
     if (wait_alive(signals_, health_, loop_name, config_.chain.confirm_poll_interval)) break;
   }

@@ -45,6 +45,7 @@
 #include "broadcaster/settings.hpp"
 #include "broadcaster/version_store.hpp"
 #include "common/database.hpp"
+#include "common/logging.hpp"
 #include "common/signals.hpp"
 
 namespace broadcaster {
@@ -78,8 +79,7 @@ class confirmation_tracker {
   block_scanner scanner_;
   std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
   std::map<std::int64_t, int> nonce_taken_suspects_;  // open id → passes that saw its nonce taken
-  std::string last_error_;
-  std::chrono::steady_clock::time_point last_error_at_{};
+  common::repeated_warning error_warning_;            // the loop's last failure, logged at most every 30 s
 };
 
 }  // namespace broadcaster

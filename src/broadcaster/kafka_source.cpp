@@ -13,6 +13,7 @@
 #include "broadcaster/event_handler.hpp"
 #include "common/backoff.hpp"
 #include "common/kafka.hpp"
+#include "common/logging.hpp"
 
 namespace broadcaster {
 namespace {
@@ -25,7 +26,6 @@ constexpr auto commit_timeout = 10s;
 // After a stop request, how long an undelivered DLQ message may still hold the shutdown.
 constexpr auto dead_letter_stop_grace = 10s;
 constexpr auto lag_interval = 5s;
-constexpr auto repeated_error_interval = 30s;
 constexpr const char* loop_name = "source";
 
 std::string partitions_text(const rd_kafka_topic_partition_list_t* list) {
@@ -162,17 +162,9 @@ class kafka_source final : public event_source {
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
       spdlog::error("kafka: fatal error: {}", reason);
     } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-      self->warn_once(fmt::format("kafka: all brokers are down ({}); waiting for them", reason));
+      self->error_warning_.warn(fmt::format("kafka: all brokers are down ({}); waiting for them", reason));
     } else {
       spdlog::debug("librdkafka error {}: {}", rd_kafka_err2name(code), reason);
-    }
-  }
-
-  void warn_once(const std::string& text) {
-    if (text != last_error_ || clock::now() - last_error_at_ >= repeated_error_interval) {
-      spdlog::warn("{}", text);
-      last_error_ = text;
-      last_error_at_ = clock::now();
     }
   }
 
@@ -241,7 +233,7 @@ class kafka_source final : public event_source {
                                  ? fmt::format("kafka: {} ({}): {}", rd_kafka_err2name(m->err),
                                                rd_kafka_topic_name(m->rkt), rd_kafka_message_errstr(m))
                                  : fmt::format("kafka: {}: {}", rd_kafka_err2name(m->err), rd_kafka_message_errstr(m));
-    warn_once(text);
+    error_warning_.warn(text);
   }
 
   // Processes one message; true when its offset may advance (stored), false to stop.
@@ -399,8 +391,7 @@ class kafka_source final : public event_source {
   std::map<std::uintptr_t, delivery>
       deliveries_;  // touched only on the run() thread (dr callbacks run in rd_kafka_poll)
   std::uintptr_t next_token_ = 0;
-  std::string last_error_;
-  clock::time_point last_error_at_{};
+  common::repeated_warning error_warning_;  // broker and consume errors, each logged at most every 30 s
   bool closed_ = false;
 };
 

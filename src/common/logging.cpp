@@ -67,4 +67,19 @@ void init_logging(std::string_view daemon, std::string_view level) {
 
 void set_log_level(std::string_view level) { spdlog::set_level(parse_level(level)); }
 
+bool repeated_warning::warn(const std::string& text) {
+  const auto now = std::chrono::steady_clock::now();
+  if (text == last_ && now - last_at_ < interval_) return false;
+  spdlog::warn("{}", text);
+  last_ = text;
+  last_at_ = now;
+  return true;
+}
+
+bool repeated_warning::clear() {
+  if (last_.empty()) return false;
+  last_.clear();
+  return true;
+}
+
 }  // namespace common
