@@ -256,25 +256,15 @@ rd_kafka_resp_err_t produce_message(rd_kafka_t* producer, const std::string& top
   const auto payload = payload_of(i);
   const auto key = key_of(i);
   const auto id = std::to_string(i);
-  common::kafka::headers headers(rd_kafka_headers_new(2));
-  rd_kafka_header_add(headers.get(), "event-type", -1, event_type.data(), static_cast<ssize_t>(event_type.size()));
-  rd_kafka_header_add(headers.get(), "outbox-id", -1, id.data(), static_cast<ssize_t>(id.size()));
-  std::array<rd_kafka_vu_t, 5> fields{};
-  fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-  fields[0].u.cstr = topic.c_str();
-  fields[1].vtype = RD_KAFKA_VTYPE_KEY;
-  fields[1].u.mem.ptr = const_cast<char*>(key.data());  // copied by librdkafka
-  fields[1].u.mem.size = key.size();
-  fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-  fields[2].u.mem.ptr = const_cast<char*>(payload.data());  // copied: RD_KAFKA_MSG_F_COPY
-  fields[2].u.mem.size = payload.size();
-  fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-  fields[3].u.i = RD_KAFKA_MSG_F_COPY;
-  fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
-  fields[4].u.headers = headers.get();
-  const common::kafka::error_object error(rd_kafka_produceva(producer, fields.data(), fields.size()));
+  auto headers = common::kafka::new_headers(2);
+  common::kafka::add_header(headers.get(), "event-type", event_type);
+  common::kafka::add_header(headers.get(), "outbox-id", id);
+  common::kafka::produce_fields fields;
+  fields.topic = topic.c_str();
+  fields.key = key;
+  fields.value = payload;
+  const auto error = common::kafka::produce(producer, fields, headers);
   if (error) return rd_kafka_error_code(error.get());
-  static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
   return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 

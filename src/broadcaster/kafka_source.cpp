@@ -277,39 +277,26 @@ class kafka_source final : public event_source {
       if (rd_kafka_message_headers(m, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         headers.reset(rd_kafka_headers_copy(original));
       } else {
-        headers.reset(rd_kafka_headers_new(4));
+        headers = common::kafka::new_headers(4);
       }
-      const std::string partition = std::to_string(m->partition);
-      const std::string offset = std::to_string(m->offset);
-      rd_kafka_header_add(headers.get(), "error", -1, reason.data(), static_cast<ssize_t>(reason.size()));
-      rd_kafka_header_add(headers.get(), "original-topic", -1, rd_kafka_topic_name(m->rkt), -1);
-      rd_kafka_header_add(headers.get(), "original-partition", -1, partition.data(),
-                          static_cast<ssize_t>(partition.size()));
-      rd_kafka_header_add(headers.get(), "original-offset", -1, offset.data(), static_cast<ssize_t>(offset.size()));
+      common::kafka::add_header(headers.get(), "error", reason);
+      common::kafka::add_header(headers.get(), "original-topic", rd_kafka_topic_name(m->rkt));
+      common::kafka::add_header(headers.get(), "original-partition", std::to_string(m->partition));
+      common::kafka::add_header(headers.get(), "original-offset", std::to_string(m->offset));
 
       const std::uintptr_t token = ++next_token_;
       deliveries_[token] = delivery{};
       std::string failure;
-      std::array<rd_kafka_vu_t, 6> fields{};
-      fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-      fields[0].u.cstr = config_.consumer.dlq_topic.c_str();
-      fields[1].vtype = RD_KAFKA_VTYPE_KEY;
-      fields[1].u.mem = {m->key, m->key_len};
-      fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-      fields[2].u.mem = {m->payload, m->len};
-      fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-      fields[3].u.i = RD_KAFKA_MSG_F_COPY;
-      fields[4].vtype = RD_KAFKA_VTYPE_HEADERS;
-      fields[4].u.headers = headers.get();
-      fields[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
-      fields[5].u.ptr = reinterpret_cast<void*>(token);
-      const common::kafka::error_object produce_error(
-          rd_kafka_produceva(producer_.get(), fields.data(), fields.size()));
+      common::kafka::produce_fields fields;
+      fields.topic = config_.consumer.dlq_topic.c_str();
+      if (m->key != nullptr) fields.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+      fields.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+      fields.opaque = reinterpret_cast<void*>(token);
+      const auto produce_error = common::kafka::produce(producer_.get(), fields, headers);
       if (produce_error) {
         deliveries_.erase(token);
         failure = rd_kafka_error_string(produce_error.get());
       } else {
-        static_cast<void>(headers.release());  // the message owns the headers once produceva succeeded
         while (deliveries_[token].what == delivery::state::pending) {
           rd_kafka_poll(producer_.get(), 100);
           health_.beat(loop_name);

@@ -20,6 +20,35 @@ void error_deleter::operator()(rd_kafka_error_s* p) const noexcept { rd_kafka_er
 void queue_deleter::operator()(rd_kafka_queue_s* p) const noexcept { rd_kafka_queue_destroy(p); }
 void event_deleter::operator()(rd_kafka_op_s* p) const noexcept { rd_kafka_event_destroy(p); }
 
+headers new_headers(std::size_t capacity) { return headers(rd_kafka_headers_new(capacity)); }
+
+void add_header(rd_kafka_headers_s* to, std::string_view name, std::optional<std::string_view> value) {
+  rd_kafka_header_add(to, name.data(), static_cast<ssize_t>(name.size()), value ? value->data() : nullptr,
+                      value ? static_cast<ssize_t>(value->size()) : 0);
+}
+
+error_object produce(rd_kafka_s* producer, const produce_fields& fields, headers& message_headers) {
+  std::array<rd_kafka_vu_t, 7> values{};
+  std::size_t count = 0;
+  auto add = [&](rd_kafka_vtype_t type) -> rd_kafka_vu_t& {
+    values[count].vtype = type;
+    return values[count++];
+  };
+  add(RD_KAFKA_VTYPE_TOPIC).u.cstr = fields.topic;
+  if (fields.partition >= 0) add(RD_KAFKA_VTYPE_PARTITION).u.i32 = fields.partition;
+  if (fields.key) {
+    // librdkafka copies key and value (RD_KAFKA_MSG_F_COPY) and never writes through these.
+    add(RD_KAFKA_VTYPE_KEY).u.mem = {const_cast<char*>(fields.key->data()), fields.key->size()};
+  }
+  add(RD_KAFKA_VTYPE_VALUE).u.mem = {const_cast<char*>(fields.value.data()), fields.value.size()};
+  add(RD_KAFKA_VTYPE_MSGFLAGS).u.i = RD_KAFKA_MSG_F_COPY;
+  if (message_headers) add(RD_KAFKA_VTYPE_HEADERS).u.headers = message_headers.get();
+  if (fields.opaque != nullptr) add(RD_KAFKA_VTYPE_OPAQUE).u.ptr = fields.opaque;
+  error_object error(rd_kafka_produceva(producer, values.data(), count));
+  if (!error) static_cast<void>(message_headers.release());  // the queued message owns them now
+  return error;
+}
+
 kafka_config parse_kafka_config(config_reader& reader) {
   kafka_config config;
   config.bootstrap_servers = reader.get_string("kafka.brokers", config.bootstrap_servers, {"KAFKA_BOOTSTRAP_SERVERS"});

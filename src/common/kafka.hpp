@@ -3,9 +3,13 @@
 // librdkafka's header stays out of here; code that calls its API includes <librdkafka/rdkafka.h>.
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/config.hpp"
 
@@ -78,6 +82,27 @@ void log_to_spdlog(rd_kafka_conf_s* configuration);
 /// (it is released here); on failure it stays with the caller's holder and config_error is thrown.
 handle make_producer(conf configuration);
 handle make_consumer(conf configuration);
+
+/// An empty headers list with room for `capacity` headers (it grows past that).
+headers new_headers(std::size_t capacity);
+/// Appends header `name` (copied) to `to`; nullopt adds a header with a null value.
+void add_header(rd_kafka_headers_s* to, std::string_view name, std::optional<std::string_view> value);
+
+/// One message for produce(). Nothing here is owned: key and value are copied by librdkafka
+/// (RD_KAFKA_MSG_F_COPY), so the views need only outlive the call.
+struct produce_fields {
+  const char* topic = nullptr;          // NUL-terminated
+  std::optional<std::string_view> key;  // nullopt: a message without a key
+  std::string_view value;
+  std::int32_t partition = -1;  // -1 (RD_KAFKA_PARTITION_UA): the partitioner picks, by key
+  void* opaque = nullptr;       // handed back in the delivery report (rd_kafka_message_t::_private)
+};
+
+/// Queues one message, `fields`, with rd_kafka_produceva (the typed form of rd_kafka_producev, whose macros
+/// need C casts). Does not block. On success librdkafka owns `message_headers` (released here;
+/// an empty holder sends no headers); on failure they stay with the caller, to retry, and the
+/// error is returned (RD_KAFKA_RESP_ERR__QUEUE_FULL: poll and try again).
+error_object produce(rd_kafka_s* producer, const produce_fields& fields, headers& message_headers);
 
 /// Asks the cluster for metadata; true when at least one broker answered within `timeout`.
 bool broker_reachable(rd_kafka_s* client, std::chrono::milliseconds timeout);

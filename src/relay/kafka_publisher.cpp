@@ -201,42 +201,24 @@ void kafka_publisher::send(std::span<const outbox_row> rows, clock_type::time_po
       if (row.key) blocked_keys.insert(*row.key);
     };
 
-    common::kafka::headers headers(rd_kafka_headers_new(8));
+    auto headers = common::kafka::new_headers(8);
     try {
-      for (const auto& [name, value] : headers_of(row.headers)) {
-        rd_kafka_header_add(headers.get(), name.data(), static_cast<ssize_t>(name.size()),
-                            value ? value->data() : nullptr, value ? static_cast<ssize_t>(value->size()) : 0);
-      }
+      for (const auto& [name, value] : headers_of(row.headers)) common::kafka::add_header(headers.get(), name, value);
     } catch (const std::invalid_argument& e) {
       fail(delivery_status::rejected, e.what(), "invalid_headers");
       continue;
     }
     const auto outbox_id = std::to_string(row.id);  // the header consumers deduplicate on
-    rd_kafka_header_add(headers.get(), "outbox-id", -1, outbox_id.data(), static_cast<ssize_t>(outbox_id.size()));
+    common::kafka::add_header(headers.get(), "outbox-id", outbox_id);
 
-    std::array<rd_kafka_vu_t, 6> fields{};
-    std::size_t count = 0;
-    fields[count].vtype = RD_KAFKA_VTYPE_TOPIC;
-    fields[count++].u.cstr = row.topic.c_str();
-    if (row.key) {
-      fields[count].vtype = RD_KAFKA_VTYPE_KEY;
-      fields[count].u.mem.ptr = const_cast<char*>(row.key->data());  // copied by librdkafka
-      fields[count++].u.mem.size = row.key->size();
-    }
-    fields[count].vtype = RD_KAFKA_VTYPE_VALUE;
-    fields[count].u.mem.ptr = const_cast<char*>(row.payload.data());  // copied: RD_KAFKA_MSG_F_COPY
-    fields[count++].u.mem.size = row.payload.size();
-    fields[count].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    fields[count++].u.i = RD_KAFKA_MSG_F_COPY;
-    fields[count].vtype = RD_KAFKA_VTYPE_HEADERS;
-    fields[count++].u.headers = headers.get();
-    fields[count].vtype = RD_KAFKA_VTYPE_OPAQUE;
-    fields[count++].u.ptr = message_tag(state.generation, i);
-
+    common::kafka::produce_fields fields;
+    fields.topic = row.topic.c_str();
+    if (row.key) fields.key = *row.key;
+    fields.value = row.payload;
+    fields.opaque = message_tag(state.generation, i);
     for (;;) {
-      const common::kafka::error_object error(rd_kafka_produceva(producer_.get(), fields.data(), count));
+      const auto error = common::kafka::produce(producer_.get(), fields, headers);
       if (!error) {
-        static_cast<void>(headers.release());  // librdkafka owns the headers once the message is queued
         state.awaiting[i] = true;
         ++state.outstanding;
         break;

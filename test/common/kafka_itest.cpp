@@ -30,21 +30,14 @@ TEST_CASE("kafka: an idempotent producer round trip through the real broker", "[
     const std::string key = "user-" + std::to_string(i % 2);
     const std::string value = R"({"n":)" + std::to_string(i) + "}";
     const std::string id = std::to_string(i);
-    // rd_kafka_produceva: the typed form of rd_kafka_producev, whose macros need C casts.
-    std::array<rd_kafka_vu_t, 5> fields{};
-    fields[0].vtype = RD_KAFKA_VTYPE_TOPIC;
-    fields[0].u.cstr = topic.c_str();
-    fields[1].vtype = RD_KAFKA_VTYPE_KEY;
-    fields[1].u.mem = {const_cast<char*>(key.data()), key.size()};
-    fields[2].vtype = RD_KAFKA_VTYPE_VALUE;
-    fields[2].u.mem = {const_cast<char*>(value.data()), value.size()};
-    fields[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
-    fields[3].u.i = RD_KAFKA_MSG_F_COPY;
-    fields[4].vtype = RD_KAFKA_VTYPE_HEADER;
-    fields[4].u.header = {"outbox-id", id.data(), static_cast<ssize_t>(id.size())};
-    rd_kafka_error_t* error = rd_kafka_produceva(producer.get(), fields.data(), fields.size());
-    const auto err = error == nullptr ? RD_KAFKA_RESP_ERR_NO_ERROR : rd_kafka_error_code(error);
-    if (error != nullptr) rd_kafka_error_destroy(error);
+    auto headers = common::kafka::new_headers(1);
+    common::kafka::add_header(headers.get(), "outbox-id", id);
+    common::kafka::produce_fields fields;
+    fields.topic = topic.c_str();
+    fields.key = key;
+    fields.value = value;
+    const auto error = common::kafka::produce(producer.get(), fields, headers);
+    const auto err = error ? rd_kafka_error_code(error.get()) : RD_KAFKA_RESP_ERR_NO_ERROR;
     REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
   }
   REQUIRE(rd_kafka_flush(producer.get(), 30000) == RD_KAFKA_RESP_ERR_NO_ERROR);
