@@ -46,8 +46,9 @@ void confirmation_tracker::run() {
       common::format_duration(config_.reconcile.pending_after));
   while (!signals_.stop_requested()) {
     health_.beat(loop_name);
+    bool more = false;
     try {
-      poll_once();
+      more = poll_once();
       if (error_warning_.clear()) {
         spdlog::info("confirmation tracker: recovered");
         health_.clear_problem(loop_name);
@@ -56,12 +57,14 @@ void confirmation_tracker::run() {
       health_.set_problem(loop_name, e.what());
       error_warning_.warn(fmt::format("confirmation tracker: {}", e.what()));
     }
+    if (more) continue;
     if (wait_alive(signals_, health_, loop_name, config_.chain.confirm_poll_interval)) break;
   }
   health_.retire(loop_name);
 }
 
-void confirmation_tracker::poll_once() {
+bool confirmation_tracker::poll_once() {
+  settled_any_ = false;
   std::vector<store::open_withdrawal> open;
   store::status_summary summary;
   std::vector<std::int64_t> stale_pending;
@@ -86,13 +89,14 @@ void confirmation_tracker::poll_once() {
     return std::none_of(open.begin(), open.end(), [&](const auto& w) { return w.id == entry.first; });
   });
   for (const auto& w : open) {
-    if (signals_.stop_requested()) return;
+    if (signals_.stop_requested()) return false;
     health_.beat(loop_name);
     bool reorged = false;
     if (settle(w, chain, receipts, reorged)) continue;
     drive_sending(w, chain, reorged);
   }
   if (!signals_.stop_requested()) reconcile_pending(stale_pending);
+  return settled_any_ && open.size() == static_cast<std::size_t>(open_batch);
 }
 
 confirmation_tracker::receipt_map confirmation_tracker::fetch_receipts(const std::vector<store::open_withdrawal>& open,
@@ -171,6 +175,7 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
       const bool applied = store::mark_confirmed(tx, w.id, mined->id);
       tx.commit();
       for (const auto& v : w.versions) scanner_.forget(v.tx_hash);
+      settled_any_ = true;
       if (applied) {
         metrics_.confirmed.Increment();
         spdlog::info("withdrawal {} confirmed: tx {} in block {}, {} block(s) deep", w.id, mined->tx_hash,
@@ -186,6 +191,7 @@ bool confirmation_tracker::settle(const store::open_withdrawal& w, const chain_s
     const bool applied = store::fail_and_refund(tx, w.id, reason, false);
     tx.commit();
     for (const auto& v : w.versions) scanner_.forget(v.tx_hash);
+    settled_any_ = true;
     if (applied) {
       metrics_.failure(payment ? failure_reason::reverted : failure_reason::cancelled);
       spdlog::error("withdrawal {} failed and refunded: {}", w.id, reason);

@@ -9,7 +9,9 @@
 //      whose nonce is mined but whose receipt is in no scanned block (mined before the scan
 //      started, or its nonce taken by another transaction) is asked with eth_getTransactionReceipt,
 //      as is every one when the node has no eth_getBlockReceipts;
-//   3. per signed/broadcast withdrawal (lowest nonce first, at most 200 per pass):
+//   3. per signed/broadcast withdrawal (lowest nonce first, at most 200 per pass; a pass that
+//      settled some of a full 200 is followed by the next at once, so a backlog drains at database
+//      speed):
 //      - a version mined chain.confirmations deep (block hash re-read each pass): payment with
 //        status 1 → confirmed (tx_hash = the mined version); status 0 → failed + refunded;
 //        cancel → failed + refunded ("cancelled");
@@ -57,8 +59,10 @@ class confirmation_tracker {
 
   /// Passes until a stop is requested.
   void run();
-  /// One pass; throws on database or node errors (run() logs them).
-  void poll_once();
+  /// One pass; throws on database or node errors (run() logs them). True when the pass read a
+  /// full batch of open withdrawals and settled some of them: more may be final now, and run()
+  /// starts the next pass at once instead of after chain.confirm_poll_interval.
+  bool poll_once();
 
  private:
   using receipt_map = std::map<std::int64_t, std::optional<transaction_receipt>>;  // by version id
@@ -79,6 +83,7 @@ class confirmation_tracker {
   block_scanner scanner_;
   std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
   std::map<std::int64_t, int> nonce_taken_suspects_;  // open id → passes that saw its nonce taken
+  bool settled_any_ = false;                          // this pass confirmed or refunded a withdrawal
   common::repeated_warning error_warning_;            // the loop's last failure, logged at most every 30 s
 };
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "broadcaster/processor.hpp"
 
@@ -25,5 +26,11 @@ struct inbound_event {
 /// reason (after a pending withdrawal of this chain they name was failed and refunded); the caller
 /// publishes them to the DLQ.
 process_result handle_event(processor& worker, metrics& counters, const inbound_event& event);
+
+/// handle_event() for a run of events, in order, with processor::broadcast_batch() first for the
+/// valid ones of this chain. One result per event, in order, up to and including the first that
+/// must not be acknowledged (interrupted): events after it are not processed.
+std::vector<process_result> handle_events(processor& worker, metrics& counters,
+                                          const std::vector<inbound_event>& events);
 
 }  // namespace broadcaster

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
@@ -22,6 +23,7 @@ using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
 constexpr auto poll_timeout = 500ms;
+constexpr std::size_t max_batch = 100;  // events processed as one run
 constexpr auto commit_timeout = 10s;
 // After a stop request, how long an undelivered DLQ message may still hold the shutdown.
 constexpr auto dead_letter_stop_grace = 10s;
@@ -101,13 +103,19 @@ class kafka_source final : public event_source {
         update_lag();
         last_lag = clock::now();
       }
-      common::kafka::message m(rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(poll_timeout.count())));
-      if (!m) continue;
-      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        on_consumer_error(m.get());
-        continue;
+      // What one poll fetched, up to max_batch messages, is processed as a run (one signing
+      // transaction and one send batch for the ordinary events; see processor::broadcast_batch).
+      std::vector<common::kafka::message> run;
+      for (auto wait = poll_timeout; run.size() < max_batch; wait = 0ms) {
+        common::kafka::message m(rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(wait.count())));
+        if (!m) break;
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+          on_consumer_error(m.get());
+          break;
+        }
+        run.push_back(std::move(m));
       }
-      if (!handle(m.get())) break;  // stop requested with the event unfinished: its offset stays unstored
+      if (!run.empty() && !handle(run)) break;  // stop requested with an event unfinished: its offset stays unstored
     }
     health_.beat(loop_name);
     close();
@@ -236,8 +244,7 @@ class kafka_source final : public event_source {
     error_warning_.warn(text);
   }
 
-  // Processes one message; true when its offset may advance (stored), false to stop.
-  bool handle(const rd_kafka_message_t* m) {
+  static inbound_event to_event(const rd_kafka_message_t* m) {
     inbound_event event;
     if (m->payload != nullptr) event.payload = std::string_view(static_cast<const char*>(m->payload), m->len);
     event.origin = fmt::format("{}[{}]@{}", rd_kafka_topic_name(m->rkt), m->partition, m->offset);
@@ -251,20 +258,33 @@ class kafka_source final : public event_source {
         event.headers[name] = value != nullptr ? std::string(static_cast<const char*>(value), size) : std::string();
       }
     }
-    const process_result result = handle_event(worker_, metrics_, event);
-    if (!acknowledge(result)) return false;
-    if (result.what == outcome::dead_letter && !publish_dead_letter(m, result.reason)) return false;
+    return event;
+  }
 
-    common::kafka::partition_list offsets(rd_kafka_topic_partition_list_new(1));
-    auto* entry = rd_kafka_topic_partition_list_add(offsets.get(), rd_kafka_topic_name(m->rkt), m->partition);
-    entry->offset = m->offset + 1;
-    const auto err = rd_kafka_offsets_store(consumer_.get(), offsets.get());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR || entry->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // The partition moved to another member meanwhile: it redelivers, the status guard skips.
-      spdlog::warn("kafka: offset of {} not stored ({}): partition no longer assigned", event.origin,
-                   rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : entry->err));
+  // Processes a run of messages in order; true when every offset may advance (stored), false to
+  // stop (the offsets from the unfinished event on stay unstored).
+  bool handle(const std::vector<common::kafka::message>& run) {
+    std::vector<inbound_event> events;
+    events.reserve(run.size());
+    for (const auto& m : run) events.push_back(to_event(m.get()));
+    const auto results = handle_events(worker_, metrics_, events);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const rd_kafka_message_t* m = run[i].get();
+      const process_result& result = results[i];
+      if (!acknowledge(result)) return false;
+      if (result.what == outcome::dead_letter && !publish_dead_letter(m, result.reason)) return false;
+
+      common::kafka::partition_list offsets(rd_kafka_topic_partition_list_new(1));
+      auto* entry = rd_kafka_topic_partition_list_add(offsets.get(), rd_kafka_topic_name(m->rkt), m->partition);
+      entry->offset = m->offset + 1;
+      const auto err = rd_kafka_offsets_store(consumer_.get(), offsets.get());
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR || entry->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        // The partition moved to another member meanwhile: it redelivers, the status guard skips.
+        spdlog::warn("kafka: offset of {} not stored ({}): partition no longer assigned", events[i].origin,
+                     rd_kafka_err2str(err != RD_KAFKA_RESP_ERR_NO_ERROR ? err : entry->err));
+      }
     }
-    return true;
+    return results.size() == run.size();
   }
 
   bool publish_dead_letter(const rd_kafka_message_t* m, const std::string& reason) {

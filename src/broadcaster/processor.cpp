@@ -63,8 +63,14 @@ process_result dead_letter(std::int64_t id, std::string reason) {
   return {outcome::dead_letter, id, std::move(reason), {}};
 }
 
-// Why the row cannot be paid as it is (bad address or amount), or empty. The wallet validates
-// both; this guards against rows written by other means.
+chain::uint256 wei(const std::string& decimal) {
+  const auto parsed = chain::parse_units(decimal, 0);
+  if (!parsed) throw std::logic_error("a stored fee is not a whole number: " + decimal);
+  return parsed.value;
+}
+
+}  // namespace
+
 std::string unpayable(const store::withdrawal_row& row, chain::address& to, chain::uint256& value) {
   std::string error;
   const auto parsed = chain::address::parse(row.to_address, &error, "to_address");
@@ -77,14 +83,6 @@ std::string unpayable(const store::withdrawal_row& row, chain::address& to, chai
   value = amount.value;
   return {};
 }
-
-chain::uint256 wei(const std::string& decimal) {
-  const auto parsed = chain::parse_units(decimal, 0);
-  if (!parsed) throw std::logic_error("a stored fee is not a whole number: " + decimal);
-  return parsed.value;
-}
-
-}  // namespace
 
 processor::processor(const settings& config, std::uint64_t chain_id, const chain::private_key& key,
                      common::connection_pool& pool, metrics& counters, health& status, common::process_signals& signals,

@@ -1,6 +1,8 @@
 #pragma once
 // process_withdrawal(): the one processing function every event source uses (Kafka, Redis
-// Streams, the DB poll, and the tracker for stale pending and never-sent signed rows).
+// Streams, the DB poll, and the tracker for stale pending and never-sent signed rows). The Kafka
+// source first runs broadcast_batch() on what one poll fetched: the same steps 1-3 for many
+// ordinary pending withdrawals at once, leaving everything else to process_withdrawal().
 //
 // Per withdrawal, under the database status guard:
 //   1. lock the row (FOR UPDATE). Missing → dead_letter. Of another chain → skipped (its own
@@ -23,8 +25,10 @@
 // metrics, health and signals it refers to are shared and thread-safe; they must outlive it.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "broadcaster/eth_rpc.hpp"
 #include "broadcaster/health.hpp"
@@ -32,6 +36,7 @@
 #include "broadcaster/settings.hpp"
 #include "broadcaster/transaction_builder.hpp"
 #include "broadcaster/version_store.hpp"
+#include "broadcaster/withdrawal_store.hpp"
 #include "chain/signer.hpp"
 #include "common/database.hpp"
 #include "common/signals.hpp"
@@ -61,6 +66,11 @@ struct process_result {
 /// True for results after which the event may be acknowledged.
 inline bool acknowledge(const process_result& r) noexcept { return r.what != outcome::interrupted; }
 
+/// Why `row` cannot be paid as it is (bad address or amount), or empty; on success `to` and
+/// `value` hold the recipient and the amount in wei. The wallet validates both; this guards
+/// against rows written by other means.
+std::string unpayable(const store::withdrawal_row& row, chain::address& to, chain::uint256& value);
+
 class processor {
  public:
   /// `loop` names the calling loop for health beats ("source", "tracker").
@@ -70,6 +80,17 @@ class processor {
 
   /// Steps 1-4 for withdrawal `id`; `event` (may be null) is checked against the row.
   process_result process_withdrawal(std::int64_t id, const events::withdrawal_created* event);
+
+  /// The fast path for a run of events (the Kafka source hands it what one poll fetched): the
+  /// pending withdrawals of this chain among them that agree with their events, are payable and
+  /// have no cancel request are locked (id order), signed with one fee quote and consecutive nonces
+  /// and stored as signed in ONE transaction (committed before anything is sent, as in step 2),
+  /// sent in ONE JSON-RPC batch, and moved to broadcast in one transaction. Returns the results of
+  /// those it finished (outcome::broadcast), by withdrawal id; every other event (and every one
+  /// when anything goes wrong: a refusal in the batch, a node or database error) is left for
+  /// process_withdrawal(), which sees the stored state and does the careful work (a signed row
+  /// re-sends the same bytes). Fewer than 2 events: nothing (the ordinary path is as fast).
+  std::map<std::int64_t, process_result> broadcast_batch(const std::vector<const events::withdrawal_created*>& batch);
 
   /// db-poll: claims the oldest pending withdrawal nobody else holds (SKIP LOCKED) and runs
   /// steps 1-4 on it. nullopt when there is none.
