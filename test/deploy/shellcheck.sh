@@ -8,7 +8,7 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   exit 77
 fi
 cd "${root}"
-files=(scripts/demo scripts/bench scripts/lib/stack.sh bench/e2e/run.sh)
+files=(scripts/demo scripts/bench scripts/lib/stack.sh bench/e2e/run.sh bench/broadcaster/run.sh)
 for f in "${files[@]}"; do
   [[ -f ${f} ]] || { echo "missing: ${f}" >&2; exit 1; }
 done
