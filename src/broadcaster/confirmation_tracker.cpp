@@ -90,6 +90,7 @@ bool confirmation_tracker::poll_once() {
   });
   for (const auto& w : open) {
     if (signals_.stop_requested()) return false;
+    if (deferred_.contains(w.id)) continue;
     health_.beat(loop_name);
     bool reorged = false;
     if (settle(w, chain, receipts, reorged)) continue;
@@ -105,13 +106,16 @@ confirmation_tracker::receipt_map confirmation_tracker::fetch_receipts(const std
   // Every version is looked up, sent or not as the database said: the event path may have sent
   // (and the chain mined) one since that read.
   receipt_map out;
+  deferred_.clear();
   if (open.empty()) {
     scanner_.reset();  // nothing in flight: no block to follow until something is
+    unfound_.clear();
     return out;
   }
   scanner_.advance(worker_.rpc(), chain.head);
   std::vector<std::int64_t> ids;
   std::vector<std::string> hashes;
+  std::set<std::int64_t> unfound;
   for (const auto& w : open) {
     if (w.nonce >= chain.mined_count) continue;
     bool found = false;
@@ -122,11 +126,17 @@ confirmation_tracker::receipt_map confirmation_tracker::fetch_receipts(const std
       }
     }
     if (found) continue;  // one nonce, one mined version: the others have none
+    unfound.insert(w.id);
+    if (scanner_.supported() && !unfound_.contains(w.id)) {
+      deferred_.insert(w.id);
+      continue;
+    }
     for (const auto& v : w.versions) {
       ids.push_back(v.id);
       hashes.push_back(v.tx_hash);
     }
   }
+  unfound_ = std::move(unfound);
   if (hashes.empty()) return out;
   auto receipts = read_receipts(worker_.rpc(), hashes);
   for (std::size_t i = 0; i < ids.size(); ++i) out[ids[i]] = std::move(receipts[i]);

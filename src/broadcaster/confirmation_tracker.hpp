@@ -6,9 +6,11 @@
 //      confirmation depth; the new blocks up to the head with the hot wallet's receipts in them
 //      (block_scanner: eth_getBlockReceipts per block, so the calls grow with blocks, not with
 //      withdrawals in flight; the last block's hash re-checked each pass finds reorgs). A version
-//      whose nonce is mined but whose receipt is in no scanned block (mined before the scan
-//      started, or its nonce taken by another transaction) is asked with eth_getTransactionReceipt,
-//      as is every one when the node has no eth_getBlockReceipts;
+//      whose nonce is mined but whose receipt is in no scanned block is left for the next pass
+//      (the node may have mined a block between answering the head and the nonce); still missing
+//      then (mined before the scan started, or its nonce taken by another transaction), it is
+//      asked with eth_getTransactionReceipt, as is every one when the node has no
+//      eth_getBlockReceipts;
 //   3. per signed/broadcast withdrawal (lowest nonce first, at most 200 per pass; a pass that
 //      settled some of a full 200 is followed by the next at once, so a backlog drains at database
 //      speed):
@@ -36,6 +38,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,6 +85,8 @@ class confirmation_tracker {
   common::process_signals& signals_;
   block_scanner scanner_;
   std::map<std::int64_t, std::chrono::steady_clock::time_point> reconciled_;  // pending id → last attempt
+  std::set<std::int64_t> unfound_;   // open ids with a mined nonce and no receipt in the scan, last pass
+  std::set<std::int64_t> deferred_;  // of those, the ones this pass leaves for the next
   std::map<std::int64_t, int> nonce_taken_suspects_;  // open id → passes that saw its nonce taken
   bool settled_any_ = false;                          // this pass confirmed or refunded a withdrawal
   common::repeated_warning error_warning_;            // the loop's last failure, logged at most every 30 s
