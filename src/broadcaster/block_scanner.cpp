@@ -1,13 +1,13 @@
 #include "broadcaster/block_scanner.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "chain/hex.hpp"
+#include "common/text.hpp"
 
 namespace broadcaster {
 namespace {
@@ -21,15 +21,10 @@ constexpr std::uint64_t retained_beyond_confirmations = 4096;
 // between the passes before the scan started is usually found without a per-transaction call.
 constexpr std::uint64_t first_lookback = 16;
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return std::tolower(c); });
-  return text;
-}
-
 // JSON-RPC "method not found", or a node that words it differently.
 bool method_missing(const rpc_error& e) {
   if (e.code() == -32601) return true;
-  const std::string text = lower(e.node_message());
+  const std::string text = common::ascii_lower(e.node_message());
   const bool about_method = text.find("method") != std::string::npos;
   return about_method &&
          (text.find("not found") != std::string::npos || text.find("not supported") != std::string::npos ||
@@ -147,7 +142,8 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
         if (!item.is_object()) throw rpc_unavailable("eth_getBlockReceipts returned " + item.dump());
         if (hash_field(item, "blockHash", "eth_getBlockReceipts") != hash) return;  // another block by now
         const auto sender = item.find("from");
-        if (sender == item.end() || !sender->is_string() || lower(sender->get<std::string>()) != account_) continue;
+        if (sender == item.end() || !sender->is_string() || common::ascii_lower(sender->get<std::string>()) != account_)
+          continue;
         auto receipt = parse_receipt(item);
         if (!receipt) return;
         ours.emplace_back(hash_field(item, "transactionHash", "eth_getBlockReceipts"), std::move(*receipt));
