@@ -37,28 +37,31 @@ std::map<std::int64_t, process_result> processor::broadcast_batch(
       chain::address to;
       chain::uint256 value;
     };
+    std::vector<std::int64_t> ids;
+    for (const auto* event : by_id) ids.push_back(event->withdrawal_id);
     std::vector<payable> rows;
-    for (const auto* event : by_id) {
-      const auto row = store::lock_withdrawal(tx, event->withdrawal_id);
-      if (!row || row->chain != config_.chain.name || row->status != withdrawal_status::pending ||
-          row->cancel_requested) {
+    std::size_t at = 0;
+    for (const auto& row : store::lock_withdrawals(tx, ids)) {
+      while (by_id[at]->withdrawal_id != row.id) ++at;  // both in id order; every row has its event
+      if (row.chain != config_.chain.name || row.status != withdrawal_status::pending || row.cancel_requested) continue;
+      if (!events::describe_mismatch(*by_id[at], {row.user_id, row.to_address, row.amount, row.chain}).empty()) {
         continue;
       }
-      if (!events::describe_mismatch(*event, {row->user_id, row->to_address, row->amount, row->chain}).empty()) {
-        continue;
-      }
-      payable p{row->id, {}, 0};
-      if (!unpayable(*row, p.to, p.value).empty()) continue;
+      payable p{row.id, {}, 0};
+      if (!unpayable(row, p.to, p.value).empty()) continue;
       rows.push_back(p);
     }
-    for (const auto& p : rows) {
-      const auto nonce = store::allocate_nonce(tx, config_.chain.name, from_text_);
-      if (!nonce) {
-        nonce_row_ready_ = false;
-        return done;  // rolled back: the ordinary path initialises the row again
-      }
-      const auto signed_tx = build_and_sign(config_.chain, {chain_id_, *nonce, p.to, p.value}, fees, key_);
-      const store::new_version first{store::version_kind::payment,  *nonce,
+    if (rows.empty()) return done;
+    const auto nonces = store::allocate_nonces(tx, config_.chain.name, from_text_, rows.size());
+    if (nonces.size() != rows.size()) {
+      nonce_row_ready_ = false;
+      return done;  // rolled back: the ordinary path initialises the row again
+    }
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& p = rows[i];
+      const auto nonce = nonces[i];
+      const auto signed_tx = build_and_sign(config_.chain, {chain_id_, nonce, p.to, p.value}, fees, key_);
+      const store::new_version first{store::version_kind::payment,  nonce,
                                      chain::to_hex(signed_tx.hash), chain::to_hex(signed_tx.raw, false),
                                      fees.max_fee_per_gas.str(),    fees.max_priority_fee_per_gas.str()};
       const auto version_id = store::mark_signed(tx, p.id, from_text_, first);
@@ -66,7 +69,7 @@ std::map<std::int64_t, process_result> processor::broadcast_batch(
       store::version_row v;
       v.id = *version_id;
       v.withdrawal_id = p.id;
-      v.nonce = *nonce;
+      v.nonce = nonce;
       v.tx_hash = first.tx_hash;
       v.raw_tx_hex = first.raw_tx_hex;
       signed_versions.push_back(std::move(v));

@@ -1,5 +1,7 @@
 #include "broadcaster/version_store.hpp"
 
+#include "broadcaster/withdrawal_store.hpp"
+
 #include <map>
 #include <stdexcept>
 
@@ -30,12 +32,6 @@ version_row to_version(const pqxx::row& r) {
   if (!r[11].is_null()) v.mined_block_hash = r[11].as<std::string>();
   if (!r[12].is_null()) v.mined_success = r[12].as<bool>();
   return v;
-}
-
-std::string id_array(const std::vector<std::int64_t>& ids) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < ids.size(); ++i) out += (i == 0 ? "" : ",") + std::to_string(ids[i]);
-  return out + "}";
 }
 
 // `about_to_send`: the caller sends right after this transaction commits, so the first send

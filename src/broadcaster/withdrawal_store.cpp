@@ -1,5 +1,6 @@
 #include "broadcaster/withdrawal_store.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <pqxx/pqxx>
@@ -37,6 +38,23 @@ std::optional<withdrawal_row> lock_withdrawal(pqxx::transaction_base& tx, std::i
       tx.exec_params(std::string("SELECT ") + row_columns + " FROM withdrawals WHERE id = $1 FOR UPDATE", id);
   if (result.empty()) return std::nullopt;
   return to_row(result[0]);
+}
+
+std::vector<withdrawal_row> lock_withdrawals(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+  std::vector<withdrawal_row> out;
+  if (ids.empty()) return out;
+  for (const auto& r : tx.exec_params(std::string("SELECT ") + row_columns +
+                                          " FROM withdrawals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                                      id_array(ids))) {
+    out.push_back(to_row(r));
+  }
+  return out;
+}
+
+std::string id_array(const std::vector<std::int64_t>& ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) out += (i == 0 ? "" : ",") + std::to_string(ids[i]);
+  return out + "}";
 }
 
 std::optional<withdrawal_row> lock_next_pending(pqxx::transaction_base& tx, const std::string& chain) {
@@ -77,6 +95,30 @@ std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const st
       " RETURNING next_nonce - 1",
       chain, address);
   return static_cast<std::uint64_t>(next[0][0].as<std::int64_t>());
+}
+
+std::vector<std::uint64_t> allocate_nonces(pqxx::transaction_base& tx, const std::string& chain,
+                                           const std::string& address, std::size_t count) {
+  std::vector<std::uint64_t> out;
+  const auto locked = tx.exec_params(
+      "SELECT next_nonce FROM hot_wallet_nonces WHERE chain = $1 AND address = $2 FOR UPDATE", chain, address);
+  if (locked.empty() || count == 0) return out;
+  for (const auto& r : tx.exec_params("DELETE FROM hot_wallet_released_nonces WHERE (chain, address, nonce) IN ("
+                                      " SELECT chain, address, nonce FROM hot_wallet_released_nonces"
+                                      " WHERE chain = $1 AND address = $2 ORDER BY nonce LIMIT $3) RETURNING nonce",
+                                      chain, address, as_i64(count))) {
+    out.push_back(static_cast<std::uint64_t>(r[0].as<std::int64_t>()));
+  }
+  std::sort(out.begin(), out.end());
+  if (out.size() == count) return out;
+  const auto fresh = as_i64(count - out.size());
+  const auto first = tx.exec_params1(
+                           "UPDATE hot_wallet_nonces SET next_nonce = next_nonce + $3 WHERE chain = $1 AND address = $2"
+                           " RETURNING next_nonce - $3",
+                           chain, address, fresh)[0]
+                         .as<std::int64_t>();
+  for (std::int64_t i = 0; i < fresh; ++i) out.push_back(static_cast<std::uint64_t>(first + i));
+  return out;
 }
 
 void resync_nonce(pqxx::transaction_base& tx, const std::string& chain, const std::string& address,

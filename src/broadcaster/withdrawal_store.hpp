@@ -35,6 +35,12 @@ struct withdrawal_row {
 
 /// SELECT … WHERE id = $1 FOR UPDATE. nullopt when no such withdrawal.
 std::optional<withdrawal_row> lock_withdrawal(pqxx::transaction_base& tx, std::int64_t id);
+/// lock_withdrawal() of every id in one statement, locked (and returned) in id order; ids with no
+/// row are left out.
+std::vector<withdrawal_row> lock_withdrawals(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids);
+
+/// A PostgreSQL array literal of ids ("{1,2,3}"), for `= ANY($1::bigint[])`.
+std::string id_array(const std::vector<std::int64_t>& ids);
 
 /// The oldest pending withdrawal of `chain` that no other transaction has locked
 /// (FOR UPDATE SKIP LOCKED): the db-poll source's claim.
@@ -50,6 +56,10 @@ void init_nonce_row(pqxx::transaction_base& tx, const std::string& chain, const 
 /// The lock is held until the caller's transaction ends: sign and store within it.
 std::optional<std::uint64_t> allocate_nonce(pqxx::transaction_base& tx, const std::string& chain,
                                             const std::string& address);
+/// allocate_nonce() `count` times in three statements: the smallest released nonces first, then
+/// consecutive ones from next_nonce; ascending. Empty when the row does not exist.
+std::vector<std::uint64_t> allocate_nonces(pqxx::transaction_base& tx, const std::string& chain,
+                                           const std::string& address, std::size_t count);
 
 /// The chain used every nonce below `used_on_chain` (a count the node reports at the confirmation
 /// depth): the counter moves up to it and released nonces below it are dropped.
