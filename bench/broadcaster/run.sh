@@ -30,6 +30,8 @@ OUTBOX_LOG_TAG=bench-broadcaster
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/common.sh"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/stack.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/readme_section.sh"
 cd "${OUTBOX_ROOT}"
 
 # anvil dev account #0 (0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266): public test key, funded on
@@ -239,17 +241,6 @@ per-block reads would be per-transaction reads). Times from t0, from the rows' \
 Calls by method: ${by_method}.
 EOF
 )"
-printf '%s\n' "${section}" >"${out}/section.md"
-if [[ -n ${readme} ]]; then
-  # Replace this section up to the next "## " heading, or append it.
-  awk -v file="${out}/section.md" '
-    function emit() { while ((getline line < file) > 0) print line; print ""; done = 1 }
-    /^## broadcaster-worker at chain speed[[:space:]]*$/ { emit(); skipping = 1; next }
-    skipping && /^## / { skipping = 0 }
-    !skipping { print }
-    END { if (!done) { print ""; emit() } }
-  ' bench/README.md >"${out}/README.md"
-  cp "${out}/README.md" bench/README.md
-  log "section written to bench/README.md"
-fi
+printf '%s\n' "${section}" | tee "${out}/summary.md" >"${out}/section.md"
+if [[ -n ${readme} ]]; then readme_section bench/README.md "${out}/section.md"; fi
 log "logs and figures in ${out#"${OUTBOX_ROOT}"/}"
