@@ -20,6 +20,15 @@ std::size_t parse_count(const std::string& text, const char* what) {
   return value;
 }
 
+std::int64_t parse_id(const std::string& text, std::string_view what) {
+  std::int64_t id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
+    throw usage_error("ID must be a positive whole number (" + std::string(what) + "), got \"" + text + "\"");
+  }
+  return id;
+}
+
 bool take_flag(std::vector<std::string>& args, std::string_view flag) {
   const auto before = args.size();
   std::erase(args, flag);

@@ -1,6 +1,7 @@
 #pragma once
 // walletctl's subcommands. Each lives in its own file and is listed in all_commands().
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <ostream>
@@ -36,6 +37,10 @@ common::database_config database_from(const std::optional<std::string>& url_flag
 
 /// Parses a positive count argument; throws usage_error naming it.
 std::size_t parse_count(const std::string& text, const char* what);
+
+/// Parses an ID argument (a positive 64-bit integer); throws usage_error saying what it is, e.g.
+/// "ID must be a positive whole number (a withdrawal id), got \"x\"".
+std::int64_t parse_id(const std::string& text, std::string_view what);
 
 /// Removes every occurrence of `flag` (e.g. "--json") from `args`; true when there was one.
 bool take_flag(std::vector<std::string>& args, std::string_view flag);

@@ -1,7 +1,5 @@
 // walletctl dead-letters list [--limit N] | requeue ID... | requeue --all | discard ID...
 
-#include <charconv>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -13,16 +11,6 @@
 namespace walletctl {
 
 namespace {
-
-std::int64_t parse_id(const std::string& text) {
-  std::int64_t id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
-    throw usage_error("ID must be a positive whole number (an outbox id from `dead-letters list`), got \"" + text +
-                      "\"");
-  }
-  return id;
-}
 
 int list(context& ctx, std::span<const std::string> arguments) {
   std::vector<std::string> args(arguments.begin(), arguments.end());
@@ -73,7 +61,7 @@ int requeue(context& ctx, std::span<const std::string> args) {
   if (!all) {
     for (const auto& a : args) {
       if (a == "--all") throw usage_error("--all cannot be combined with ids");
-      ids.push_back(parse_id(a));
+      ids.push_back(parse_id(a, "an outbox id from `dead-letters list`"));
     }
   }
   pqxx::connection connection(common::connection_string(ctx.database));
@@ -89,7 +77,7 @@ int requeue(context& ctx, std::span<const std::string> args) {
 int discard(context& ctx, std::span<const std::string> args) {
   if (args.empty()) throw usage_error("discard needs ID... (each dead letter named; there is no --all)");
   std::vector<std::int64_t> ids;
-  for (const auto& a : args) ids.push_back(parse_id(a));
+  for (const auto& a : args) ids.push_back(parse_id(a, "an outbox id from `dead-letters list`"));
   pqxx::connection connection(common::connection_string(ctx.database));
   const auto discarded = relay::discard_dead_letters(connection, ids);
   ctx.out << fmt::format(

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <charconv>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -21,15 +20,6 @@
 namespace walletctl {
 
 namespace {
-
-std::int64_t parse_withdrawal_id(const std::string& text) {
-  std::int64_t id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
-    throw usage_error("ID must be a positive whole number (a withdrawal id), got \"" + text + "\"");
-  }
-  return id;
-}
 
 // Who asked: --by, else the login name.
 std::string requester(std::span<const std::string> args, std::size_t& used) {
@@ -47,7 +37,7 @@ std::string requester(std::span<const std::string> args, std::size_t& used) {
 
 int cancel(context& ctx, std::span<const std::string> args) {
   if (args.empty()) throw usage_error("cancel needs a withdrawal ID");
-  const std::int64_t id = parse_withdrawal_id(args[0]);
+  const std::int64_t id = parse_id(args[0], "a withdrawal id");
   std::size_t used = 0;
   const std::string by = requester(args.subspan(1), used);
   if (args.size() != 1 + used) throw usage_error("unexpected argument \"" + args[1 + used] + "\"");

@@ -8,7 +8,6 @@
 // in. Amounts and fees are printed exactly as PostgreSQL stores them (decimal strings, wei).
 
 #include <array>
-#include <charconv>
 #include <chrono>
 #include <optional>
 
@@ -49,15 +48,6 @@ std::string human_age(double seconds) {
   if (s >= 3600) return fmt::format("{}h {}m", s / 3600, s % 3600 / 60);
   if (s >= 60) return fmt::format("{}m {}s", s / 60, s % 60);
   return fmt::format("{}s", s);
-}
-
-std::int64_t parse_withdrawal_id(const std::string& text) {
-  std::int64_t id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc{} || end != text.data() + text.size() || id <= 0) {
-    throw usage_error("ID must be a positive whole number (a withdrawal id), got \"" + text + "\"");
-  }
-  return id;
 }
 
 struct listed_withdrawal {
@@ -161,7 +151,7 @@ int withdrawals_show(context& ctx, std::span<const std::string> arguments) {
   std::vector<std::string> args(arguments.begin(), arguments.end());
   const bool as_json = take_flag(args, "--json");
   if (args.size() != 1) throw usage_error("show needs exactly one withdrawal ID");
-  const std::int64_t id = parse_withdrawal_id(args[0]);
+  const std::int64_t id = parse_id(args[0], "a withdrawal id");
 
   pqxx::connection connection(common::connection_string(ctx.database));
   pqxx::read_transaction tx(connection);  // one snapshot: the row, its history and versions agree
