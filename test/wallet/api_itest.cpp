@@ -15,12 +15,10 @@ using wallet_test::read_state;
 
 namespace {
 
-constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-constexpr const char* traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+using wallet_test::address;
+using wallet_test::withdrawal;
 
-std::string withdrawal(std::int64_t user_id, const std::string& amount, const std::string& to = address) {
-  return json{{"user_id", user_id}, {"to_address", to}, {"amount", amount}, {"chain", "eth"}}.dump();
-}
+constexpr const char* traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 void deposit(test_support::http_client& client, std::int64_t user_id, const std::string& amount) {
   const auto res =

@@ -22,10 +22,9 @@ namespace v1 = wallet::v1;
 
 namespace {
 
-constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-// printf %s "s3cret-token" | sha256sum, and the same for "other-token"
-constexpr const char* s3cret_digest = "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e";
-constexpr const char* other_digest = "6c67163bbed989f232b31acc4f04df54b31285bfc01bd022c735b71e041a4754";
+using wallet_test::address;
+using wallet_test::other_digest;
+using wallet_test::s3cret_digest;
 
 std::string tokens_file(const std::string& content) {
   const auto path = std::filesystem::temp_directory_path() / test_support::unique_name("grpc_tokens");
@@ -310,22 +309,11 @@ TEST_CASE("gRPC: SIGTERM refuses new calls, finishes the call in flight and exit
   REQUIRE(client.deposit(6, "1").ok());
 
   // Hold the account's row lock so the withdrawal waits inside its transaction.
-  auto locker = schema.connect();
-  pqxx::work lock_tx(locker);
-  lock_tx.exec("SELECT 1 FROM accounts WHERE user_id = 6 FOR UPDATE");
-  const auto locker_pid = lock_tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  wallet_test::account_lock lock(schema, 6);
 
   grpc::StatusCode in_flight = StatusCode::UNKNOWN;
   std::thread call([&] { in_flight = client.create_withdrawal(6, address, "0.25").code(); });
-  auto observer = schema.connect();
-  REQUIRE(test_support::wait_until(
-      [&] {
-        pqxx::nontransaction tx(observer);
-        return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                               locker_pid)[0]
-                   .as<long>() == 1;
-      },
-      30s));
+  REQUIRE(lock.wait_for_waiter());
 
   wallet.process().signal(SIGTERM);
   // New connections are refused once the listener closed (a fresh channel: a new connection)...
@@ -337,7 +325,7 @@ TEST_CASE("gRPC: SIGTERM refuses new calls, finishes the call in flight and exit
       30s));
   // ...while the call in flight keeps the process alive until it is answered.
   CHECK(wallet.process().running());
-  lock_tx.commit();
+  lock.release();
   call.join();
   CHECK(in_flight == StatusCode::OK);
   CHECK(wallet.process().wait(30s) == 0);

@@ -13,11 +13,9 @@
 using json = nlohmann::json;
 
 namespace {
-constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 
-std::string withdrawal(std::int64_t user_id, const std::string& amount) {
-  return json{{"user_id", user_id}, {"to_address", address}, {"amount", amount}, {"chain", "eth"}}.dump();
-}
+using wallet_test::withdrawal;
+
 }  // namespace
 
 TEST_CASE("the same key and body replays the answer and debits once", "[wallet][idempotency]") {

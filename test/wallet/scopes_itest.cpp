@@ -15,19 +15,10 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-// printf %s "s3cret-token" | sha256sum, and the same for "other-token"
-constexpr const char* s3cret_digest = "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e";
-constexpr const char* other_digest = "6c67163bbed989f232b31acc4f04df54b31285bfc01bd022c735b71e041a4754";
-
-std::string withdrawal(std::int64_t user_id, const std::string& amount) {
-  return json{{"user_id", user_id}, {"to_address", address}, {"amount", amount}, {"chain", "eth"}}.dump();
-}
-
-std::string code_of(const test_support::http_response& res) {
-  INFO(res.body);
-  return json::parse(res.body).at("error").at("code").get<std::string>();
-}
+using wallet_test::code_of;
+using wallet_test::other_digest;
+using wallet_test::s3cret_digest;
+using wallet_test::withdrawal;
 
 std::map<std::string, std::string> bearer(const std::string& token, const std::string& key = {}) {
   std::map<std::string, std::string> headers = {{"Authorization", "Bearer " + token}};

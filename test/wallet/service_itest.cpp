@@ -19,19 +19,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
-// printf %s "s3cret-token" | sha256sum, and the same for "other-token"
-constexpr const char* s3cret_digest = "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e";
-constexpr const char* other_digest = "6c67163bbed989f232b31acc4f04df54b31285bfc01bd022c735b71e041a4754";
-
-std::string withdrawal(std::int64_t user_id, const std::string& amount) {
-  return json{{"user_id", user_id}, {"to_address", address}, {"amount", amount}, {"chain", "eth"}}.dump();
-}
-
-std::string code_of(const test_support::http_response& res) {
-  INFO(res.body);
-  return json::parse(res.body).at("error").at("code").get<std::string>();
-}
+using wallet_test::code_of;
+using wallet_test::other_digest;
+using wallet_test::s3cret_digest;
+using wallet_test::withdrawal;
 
 std::string temp_file(const std::string& name, const std::string& content) {
   const auto path = std::filesystem::temp_directory_path() / test_support::unique_name(name);
@@ -187,25 +178,14 @@ TEST_CASE("SIGTERM stops accepting, finishes the request in flight and exits 0",
   }
 
   // Hold the account's row lock so the withdrawal waits inside its transaction.
-  auto locker = schema.connect();
-  pqxx::work lock_tx(locker);
-  lock_tx.exec("SELECT 1 FROM accounts WHERE user_id = 6 FOR UPDATE");
-  const auto locker_pid = lock_tx.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  wallet_test::account_lock lock(schema, 6);
 
   test_support::http_response in_flight;
   std::thread request([&] {
     auto client = wallet.client();
     in_flight = client.post_json("/v1/withdrawals", withdrawal(6, "0.25"));
   });
-  auto observer = schema.connect();
-  REQUIRE(test_support::wait_until(
-      [&] {
-        pqxx::nontransaction tx(observer);
-        return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                               locker_pid)[0]
-                   .as<long>() == 1;
-      },
-      30s));
+  REQUIRE(lock.wait_for_waiter());
 
   wallet.process().signal(SIGTERM);
   // New connections are refused once the listener closed...
@@ -222,7 +202,7 @@ TEST_CASE("SIGTERM stops accepting, finishes the request in flight and exits 0",
       30s));
   // ...while the request in flight keeps the process alive until it is answered.
   CHECK(wallet.process().running());
-  lock_tx.commit();
+  lock.release();
   request.join();
   CHECK(in_flight.status == 201);
   CHECK(wallet.process().wait(30s) == 0);

@@ -13,6 +13,8 @@
 #include <vector>
 #include <string>
 
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "http_client.hpp"
@@ -21,6 +23,23 @@
 namespace wallet_test {
 
 using namespace std::chrono_literals;
+
+/// The recipient of the suites' withdrawals (checksummed; nobody holds its key).
+inline constexpr const char* address = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+/// api.tokens digests: printf %s "s3cret-token" | sha256sum, and the same for "other-token".
+inline constexpr const char* s3cret_digest = "a81e611a041b13f078bf8ebe5dab4d4fd63fcc5594661c918bec093a2f416a7e";
+inline constexpr const char* other_digest = "6c67163bbed989f232b31acc4f04df54b31285bfc01bd022c735b71e041a4754";
+
+/// The JSON body of POST /v1/withdrawals on chain eth.
+inline std::string withdrawal(std::int64_t user_id, const std::string& amount, const std::string& to = address) {
+  return nlohmann::json{{"user_id", user_id}, {"to_address", to}, {"amount", amount}, {"chain", "eth"}}.dump();
+}
+
+/// error.code of an error answer ({"error": {"code": ..., "message": ...}}).
+inline std::string code_of(const test_support::http_response& res) {
+  INFO(res.body);
+  return nlohmann::json::parse(res.body).at("error").at("code").get<std::string>();
+}
 
 class wallet_process {
  public:
@@ -79,6 +98,38 @@ inline std::string balance_of(const test_support::test_schema& schema, std::int6
   pqxx::nontransaction tx(connection);
   return tx.exec_params1("SELECT balance::text FROM accounts WHERE user_id = $1", user_id)[0].as<std::string>();
 }
+
+/// Holds user `user_id`'s account row lock (SELECT ... FOR UPDATE in an open transaction), so that a
+/// withdrawal of that user waits inside its transaction: a request or call kept in flight.
+class account_lock {
+ public:
+  account_lock(const test_support::test_schema& schema, std::int64_t user_id)
+      : schema_(schema), connection_(schema.connect()), tx_(connection_) {
+    tx_.exec_params("SELECT 1 FROM accounts WHERE user_id = $1 FOR UPDATE", user_id);
+    pid_ = tx_.exec1("SELECT pg_backend_pid()")[0].as<int>();
+  }
+
+  /// True once a backend waits on the lock (false when none does within `timeout`).
+  bool wait_for_waiter(std::chrono::milliseconds timeout = 30s) {
+    auto observer = schema_.connect();
+    return test_support::wait_until(
+        [&] {
+          pqxx::nontransaction tx(observer);
+          return tx.exec_params1("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid_)[0]
+                     .as<long>() == 1;
+        },
+        timeout);
+  }
+
+  /// Ends the transaction: the waiting withdrawal goes on.
+  void release() { tx_.commit(); }
+
+ private:
+  const test_support::test_schema& schema_;
+  pqxx::connection connection_;
+  pqxx::work tx_;
+  int pid_ = 0;
+};
 
 // Catch prints db_state when a comparison fails.
 inline std::ostream& operator<<(std::ostream& out, const db_state& s) {
