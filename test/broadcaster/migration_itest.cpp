@@ -10,20 +10,6 @@
 
 namespace {
 
-// A schema without migrations, dropped at the end.
-struct bare_schema {
-  bare_schema() : base(test_support::require_env("DATABASE_URL")), name(test_support::unique_name("m2")) {
-    pqxx::connection admin(base);
-    pqxx::nontransaction(admin).exec0("CREATE SCHEMA " + name);
-    url = base + "?options=-csearch_path%3D" + name;
-  }
-  ~bare_schema() {
-    pqxx::connection admin(base);
-    pqxx::nontransaction(admin).exec0("DROP SCHEMA " + name + " CASCADE");
-  }
-  std::string base, name, url;
-};
-
 constexpr const char* hash_a = "0xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 constexpr const char* hash_b = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
@@ -31,8 +17,8 @@ constexpr const char* hash_b = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 TEST_CASE("migration 000002: versions of existing withdrawals are copied, and only live hashes must be unique",
           "[migrate][broadcaster]") {
-  bare_schema schema;
-  pqxx::connection db(schema.url);
+  test_support::test_schema schema(test_support::test_schema::migrations::none);
+  pqxx::connection db(schema.url());
   common::migrator migrator(db, common::default_migrations_dir());
   REQUIRE(migrator.up(1) == std::vector<std::int64_t>{1});
   {

@@ -9,20 +9,6 @@
 
 namespace {
 
-// A bare schema (no migrations applied), dropped at the end.
-struct bare_schema {
-  bare_schema() : base(test_support::require_env("DATABASE_URL")), name(test_support::unique_name("m")) {
-    pqxx::connection admin(base);
-    pqxx::nontransaction(admin).exec0("CREATE SCHEMA " + name);
-    url = base + "?options=-csearch_path%3D" + name;
-  }
-  ~bare_schema() {
-    pqxx::connection admin(base);
-    pqxx::nontransaction(admin).exec0("DROP SCHEMA " + name + " CASCADE");
-  }
-  std::string base, name, url;
-};
-
 int count_tables(pqxx::connection& c, const std::string& schema) {
   pqxx::read_transaction tx(c);
   return tx
@@ -34,8 +20,8 @@ int count_tables(pqxx::connection& c, const std::string& schema) {
 }  // namespace
 
 TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migrate's bookkeeping", "[migrate]") {
-  bare_schema schema;
-  pqxx::connection connection(schema.url);
+  test_support::test_schema schema(test_support::test_schema::migrations::none);
+  pqxx::connection connection(schema.url());
   common::migrator migrator(connection, common::default_migrations_dir());
   REQUIRE_FALSE(migrator.available().empty());
   const auto latest = migrator.available().back().version;
@@ -45,7 +31,7 @@ TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migr
   CHECK(applied.size() == migrator.available().size());
   CHECK(migrator.state().version == latest);
   CHECK_FALSE(migrator.state().dirty);
-  const int tables = count_tables(connection, schema.name);
+  const int tables = count_tables(connection, schema.name());
   CHECK(tables >= 5);
   CHECK(migrator.up().empty());  // nothing pending: a second up is harmless
 
@@ -61,16 +47,16 @@ TEST_CASE("migrations: up, down, up again leaves the same schema and golang-migr
   const auto reverted = migrator.down(migrator.available().size());
   CHECK(reverted.size() == migrator.available().size());
   CHECK_FALSE(migrator.state().version.has_value());
-  CHECK(count_tables(connection, schema.name) == 0);
+  CHECK(count_tables(connection, schema.name()) == 0);
 
   migrator.up();
   CHECK(migrator.state().version == latest);
-  CHECK(count_tables(connection, schema.name) == tables);
+  CHECK(count_tables(connection, schema.name()) == tables);
 }
 
 TEST_CASE("migrations: a dirty database is refused until forced", "[migrate]") {
-  bare_schema schema;
-  pqxx::connection connection(schema.url);
+  test_support::test_schema schema(test_support::test_schema::migrations::none);
+  pqxx::connection connection(schema.url());
   common::migrator migrator(connection, common::default_migrations_dir());
   migrator.up();
   {
@@ -85,11 +71,11 @@ TEST_CASE("migrations: a dirty database is refused until forced", "[migrate]") {
 }
 
 TEST_CASE("walletctl migrate status|up|down runs against the database", "[migrate][walletctl]") {
-  bare_schema schema;
+  test_support::test_schema schema(test_support::test_schema::migrations::none);
   std::vector<std::string> outputs;
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"migrate", "up"}, {"migrate", "status"}, {"migrate", "down"}, {"migrate", "status"}}) {
-    test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url}},
+    test_support::child_process p(test_support::bin_path("walletctl"), args, {{"DATABASE_URL", schema.url()}},
                                   test_support::new_log_path("walletctl"));
     REQUIRE(p.wait(std::chrono::seconds(30)) == 0);
     outputs.push_back(p.log());
@@ -106,7 +92,7 @@ TEST_CASE("walletctl finds its migrations at run time: --migrations, the install
   // source tree is. The prefix's migration folder holds only 000001, so `status` shows which
   // folder was read.
   namespace fs = std::filesystem;
-  bare_schema schema;
+  test_support::test_schema schema(test_support::test_schema::migrations::none);
   const auto prefix = fs::temp_directory_path() / test_support::unique_name("prefix");
   const auto installed = prefix / "share" / "wallet-outbox" / "migrations";
   fs::create_directories(prefix / "bin");
@@ -117,7 +103,7 @@ TEST_CASE("walletctl finds its migrations at run time: --migrations, the install
   fs::copy_file(source / "000001_init.down.sql", installed / "000001_init.down.sql");
   auto run = [&](std::vector<std::string> args) {
     test_support::child_process p((prefix / "bin" / "walletctl").string(), std::move(args),
-                                  {{"DATABASE_URL", schema.url}}, test_support::new_log_path("walletctl"));
+                                  {{"DATABASE_URL", schema.url()}}, test_support::new_log_path("walletctl"));
     const auto code = p.wait(std::chrono::seconds(30));
     return std::pair(code.value_or(-1), p.log());
   };

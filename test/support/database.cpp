@@ -14,15 +14,16 @@
 
 namespace test_support {
 
-test_schema::test_schema() : test_schema(require_env("DATABASE_URL")) {}
+test_schema::test_schema(migrations m) : test_schema(require_env("DATABASE_URL"), m) {}
 
-test_schema::test_schema(std::string base_url) : base_url_(std::move(base_url)), name_(unique_name("t")) {
+test_schema::test_schema(std::string base_url, migrations m) : base_url_(std::move(base_url)), name_(unique_name("t")) {
   url_ = base_url_ + (base_url_.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + name_;
   {
     pqxx::connection admin(base_url_);
     pqxx::nontransaction tx(admin);
     tx.exec0("CREATE SCHEMA " + tx.quote_name(name_));
   }
+  if (m == migrations::none) return;
   auto connection = connect();
   common::migrator(connection, common::default_migrations_dir()).up();
 }

@@ -42,13 +42,17 @@ std::uint16_t free_loopback_port();
 bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds poll = 50ms);
 
-/// A schema of its own with every migration applied, dropped (CASCADE) at destruction.
+/// A schema of its own with every migration applied (unless told otherwise), dropped (CASCADE) at
+/// destruction.
 /// Daemons started with url() see only this schema (search_path in the libpq options).
 class test_schema {
  public:
-  test_schema();
+  /// none: an empty schema, for tests of the migrations themselves.
+  enum class migrations { apply, none };
+
+  explicit test_schema(migrations m = migrations::apply);
   /// On the server of `base_url` instead of DATABASE_URL's (a test's own PostgreSQL instance).
-  explicit test_schema(std::string base_url);
+  explicit test_schema(std::string base_url, migrations m = migrations::apply);
   ~test_schema();
   test_schema(const test_schema&) = delete;
   test_schema& operator=(const test_schema&) = delete;
