@@ -22,6 +22,32 @@ std::string session_state(pqxx::connection& db, int pid) {
   return r.empty() || r[0][0].is_null() ? std::string("gone") : r[0][0].as<std::string>();
 }
 
+// Relays A and B on `t`'s schema (batches of 500, the given lease and delivery timeouts), both
+// ready and each holding its 128 of the 256 partitions before the test adds a backlog.
+struct relay_pair {
+  relay_process a;
+  relay_process b;
+};
+relay_pair start_relay_pair(const relay_itest::relay_setup& t, const std::string& lease_timeout,
+                            const std::string& delivery_timeout) {
+  const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
+                                               {"RELAY_OUTBOX_LEASE_TIMEOUT", lease_timeout},
+                                               {"RELAY_OUTBOX_DELIVERY_TIMEOUT", delivery_timeout}};
+  relay_process a(t.schema, env);
+  INFO("relay A log: " << a.log_path());
+  REQUIRE(a.wait_ready());
+  relay_process b(t.schema, env);
+  INFO("relay B log: " << b.log_path());
+  REQUIRE(b.wait_ready());
+  REQUIRE(wait_until(
+      [&] {
+        return relay_itest::relay_metric(a, "relay_partitions_owned").value_or(0) == 128 &&
+               relay_itest::relay_metric(b, "relay_partitions_owned").value_or(0) == 128;
+      },
+      30s, 100ms));
+  return {std::move(a), std::move(b)};
+}
+
 }  // namespace
 
 // Pins review finding #3: the pipelining claims session held row locks but no leases, so when only
@@ -34,23 +60,9 @@ TEST_CASE(
     "[relay][integration][leases]") {
   relay_itest::relay_setup t("relay_split_session", 6);
   // Bounds: A's claims session ends 2 x delivery_timeout + lease_timeout (13 s) after its last statement.
-  const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
-                                               {"RELAY_OUTBOX_LEASE_TIMEOUT", "3s"},
-                                               {"RELAY_OUTBOX_DELIVERY_TIMEOUT", "5s"}};
-
-  relay_process a(t.schema, env);
+  auto [a, b] = start_relay_pair(t, "3s", "5s");
   INFO("relay A log: " << a.log_path());
-  REQUIRE(a.wait_ready());
-  relay_process b(t.schema, env);
   INFO("relay B log: " << b.log_path());
-  REQUIRE(b.wait_ready());
-  // Both hold their share before the backlog arrives.
-  REQUIRE(wait_until(
-      [&] {
-        return relay_itest::relay_metric(a, "relay_partitions_owned").value_or(0) == 128 &&
-               relay_itest::relay_metric(b, "relay_partitions_owned").value_or(0) == 128;
-      },
-      30s, 100ms));
   const auto [a_main, a_claims] = relay_itest::relay_backends(a, t.db);
   REQUIRE(a_main != 0);
   REQUIRE(a_claims != 0);
@@ -86,17 +98,9 @@ TEST_CASE(
   relay_itest::relay_setup t("relay_freeze", 6);
   // Freeze bound: lease_timeout (2 s) between batches, 2 x delivery_timeout + lease_timeout (8 s) with a
   // batch open.
-  const std::map<std::string, std::string> env{{"RELAY_OUTBOX_BATCH_SIZE", "500"},
-                                               {"RELAY_OUTBOX_LEASE_TIMEOUT", "2s"},
-                                               {"RELAY_OUTBOX_DELIVERY_TIMEOUT", "3s"}};
-  relay_process a(t.schema, env);
+  auto [a, b] = start_relay_pair(t, "2s", "3s");
   INFO("relay A log: " << a.log_path());
-  REQUIRE(a.wait_ready());
-  relay_process b(t.schema, env);
   INFO("relay B log: " << b.log_path());
-  REQUIRE(b.wait_ready());
-  REQUIRE(wait_until([&] { return relay_itest::relay_metric(b, "relay_partitions_owned").value_or(0) == 128; }, 30s,
-                     100ms));
   const auto [a_main, a_claims] = relay_itest::relay_backends(a, t.db);
   REQUIRE(a_main != 0);
 
