@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -27,6 +28,9 @@
 namespace broadcaster_itest {
 
 using namespace std::chrono_literals;
+
+/// The suites' random source, seeded once per process from std::random_device.
+std::mt19937_64& random_engine();
 
 // ------------------------------------------------------------------ the chain
 
@@ -113,6 +117,23 @@ std::unique_ptr<daemon_process> start_worker(const worker_setup& setup, std::str
 /// `partitions` partitions of `topic`, each member holding at least one.
 bool wait_group_assigned(const std::string& group, const std::string& topic, std::size_t members, int partitions,
                          std::chrono::milliseconds timeout = 60s);
+
+/// What runs after wallet-service, wired as in production, on `schema`: withdrawal ids made
+/// unique (make_withdrawal_ids_unique), wallet-service's topic (created with 6 partitions; other
+/// tests publish to it too), a broadcaster-worker with a group, DLQ and hot wallet (funded with
+/// `funding` wei) of its own that holds every partition, then an outbox-relay publishing to
+/// Kafka. `label` names the group, the DLQ and the logs. Fails the test when a step does.
+struct relay_to_chain {
+  relay_to_chain(const test_support::test_schema& schema, std::string_view label, const chain::uint256& funding);
+
+  std::string topic = "wallet_events_withdrawal";
+  std::string group;
+  std::string dlq;
+  std::unique_ptr<broadcaster::eth_rpc> node;
+  hot_wallet wallet;
+  std::unique_ptr<daemon_process> worker;
+  std::unique_ptr<daemon_process> relay;
+};
 
 /// Withdrawal ids named by the worker's `收到提现事件 id=<n>` log lines, with how often each occurs.
 std::map<std::int64_t, int> received_ids(const std::string& log);

@@ -39,8 +39,19 @@ struct chain_bed {
     test_support::create_topic(dlq, 1);
   }
 
+  // A worker on this bed's node with `extra_env`, once it holds the topic's partition.
   std::unique_ptr<daemon_process> worker(std::map<std::string, std::string> extra_env) {
-    return start_worker(on_node({&schema, &wallet, topic, group, dlq, "kafka", std::move(extra_env)}, anvil.url()));
+    auto started =
+        start_worker(on_node({&schema, &wallet, topic, group, dlq, "kafka", std::move(extra_env)}, anvil.url()));
+    INFO("worker log " << started->log_path());
+    REQUIRE(wait_group_assigned(group, topic, 1, 1));
+    return started;
+  }
+
+  // User 1 gets a balance of 5 and withdraws `amount`: the withdrawal's id (pending, not published).
+  std::int64_t pending_withdrawal(std::string_view amount) {
+    create_account(db, 1, "5");
+    return insert_pending_withdrawal(db, {1, random_address(), std::string(amount)});
   }
 
   void publish(std::int64_t id) { publish(std::vector<std::int64_t>{id}); }
@@ -78,10 +89,8 @@ TEST_CASE(
     "exactly one version is mined",
     "[broadcaster][chain][fee-bump]") {
   chain_bed bed("bump");
-  create_account(bed.db, 1, "5");
-  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.5"});
+  const auto id = bed.pending_withdrawal("0.5");
   auto worker = bed.worker({{"BROADCASTER_CHAIN_REBROADCAST_AFTER", "1s"}});
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   INFO("worker log " << worker->log_path());
   {
     automine_off manual(*bed.node);
@@ -111,10 +120,8 @@ TEST_CASE(
     "confirmed only at depth",
     "[broadcaster][chain][reorg]") {
   chain_bed bed("reorg");
-  create_account(bed.db, 1, "5");
-  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.75"});
+  const auto id = bed.pending_withdrawal("0.75");
   auto worker = bed.worker({{"BROADCASTER_CHAIN_CONFIRMATIONS", "3"}});
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   INFO("worker log " << worker->log_path());
   bed.publish(id);  // automine: mined in the next block, 1 deep
 
@@ -144,10 +151,8 @@ TEST_CASE(
     "never both paid and refunded",
     "[broadcaster][chain][cancel]") {
   chain_bed bed("cancel");
-  create_account(bed.db, 1, "5");
-  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "1.5"});
+  const auto id = bed.pending_withdrawal("1.5");
   auto worker = bed.worker({{"BROADCASTER_CHAIN_REBROADCAST_AFTER", "5m"}});
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   INFO("worker log " << worker->log_path());
   {
     automine_off manual(*bed.node);
@@ -198,7 +203,6 @@ TEST_CASE(
   all.insert(all.end(), second.begin(), second.end());
   constexpr std::uint64_t confirmations = 3;
   auto worker = bed.worker({{"BROADCASTER_CHAIN_CONFIRMATIONS", std::to_string(confirmations)}});
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
   INFO("worker log " << worker->log_path());
   const auto start_block = block_number(*bed.node);
   {

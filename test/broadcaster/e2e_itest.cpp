@@ -21,29 +21,12 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
   constexpr std::int64_t user_id = 7;
   test_support::test_schema schema;
   auto db = schema.connect();
-  // wallet-service always publishes to this topic, and other schemas' tests do too: a unique
-  // consumer group, and withdrawal ids no other schema can produce.
-  make_withdrawal_ids_unique(db);
-  const std::string topic = "wallet_events_withdrawal";
-  test_support::create_topic(topic, 6);
-  const auto partitions = static_cast<int>(test_support::end_offsets(topic).size());
-  const auto group = unique_name("bcast_e2e_group");
-  const auto dlq = unique_name("bcast_e2e_dlq");
-  test_support::create_topic(dlq, 1);
-
-  auto node = connect_node();
-  const auto wallet = funded_hot_wallet(*node, to_wei("1"));
-  const auto first_nonce = node->get_transaction_count(wallet.address, "pending");
-
-  auto worker = start_worker({&schema, &wallet, topic, group, dlq, "kafka", {}});
-  REQUIRE(wait_group_assigned(group, topic, 1, partitions));
-  daemon_process relay("outbox-relay", "relay",
-                       {{"DATABASE_URL", schema.url()},
-                        {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
-                        {"REDIS_MQ_TYPE", "kafka"},
-                        {"RELAY_HTTP_PORT", "0"},
-                        {"RELAY_LOG_LEVEL", "info"}},
-                       "relay-e2e");
+  // wallet-service always publishes to wallet_events_withdrawal, and other schemas' tests do too:
+  // a consumer group of its own, and withdrawal ids no other schema can produce.
+  relay_to_chain pipeline(schema, "bcast_e2e", to_wei("1"));
+  auto& node = *pipeline.node;
+  const auto& wallet = pipeline.wallet;
+  const auto first_nonce = node.get_transaction_count(wallet.address, "pending");
   daemon_process api("wallet-service", "wallet",
                      {{"DATABASE_URL", schema.url()},
                       {"WALLET_HTTP_PORT", "0"},
@@ -51,7 +34,8 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
                       {"WALLET_API_ENABLE_DEPOSITS", "true"},
                       {"WALLET_LOG_LEVEL", "info"}},
                      "wallet-e2e");
-  INFO("logs: worker " << worker->log_path() << " relay " << relay.log_path() << " wallet " << api.log_path());
+  INFO("logs: worker " << pipeline.worker->log_path() << " relay " << pipeline.relay->log_path() << " wallet "
+                       << api.log_path());
   test_support::http_client http("127.0.0.1", api.http_port(), 10s);
 
   const auto deposit = http.post_json(fmt::format("/v1/accounts/{}/deposits", user_id), R"({"amount":"1"})");
@@ -88,9 +72,9 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
     CHECK(chain::address::parse(w.to_address) == requested.at(w.id).first);
     CHECK(to_wei(w.amount) == to_wei(requested.at(w.id).second));
   }
-  check_paid_exactly_once(*node, rows, wallet.address);
+  check_paid_exactly_once(node, rows, wallet.address);
   check_contiguous_nonces(rows, first_nonce);
-  CHECK(node->get_transaction_count(wallet.address, "latest") == first_nonce + count);
+  CHECK(node.get_transaction_count(wallet.address, "latest") == first_nonce + count);
 
   // The API reports the outcome with the transaction hash.
   for (const auto& w : rows) {
@@ -105,9 +89,9 @@ TEST_CASE("e2e: 20 withdrawals from the wallet API through outbox-relay and broa
 
   // 1 ETH deposited, the 20 amounts debited once each, nothing refunded.
   CHECK(balance_is(db, user_id, chain::format_units(to_wei("1") - total, chain::eth_decimals)));
-  const auto figures = check_ledger(db, *node, ids, wallet.address, {{user_id, "1"}});
+  const auto figures = check_ledger(db, node, ids, wallet.address, {{user_id, "1"}});
   CHECK(figures.paid == static_cast<std::size_t>(count));
-  const auto got = received_ids(worker->log());
+  const auto got = received_ids(pipeline.worker->log());
   for (const auto id : ids) CHECK(got.contains(id));
   pqxx::read_transaction tx(db);
   CHECK(tx.exec1("SELECT count(*) FROM outbox_messages")[0].as<int>() == 0);

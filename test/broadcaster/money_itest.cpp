@@ -52,6 +52,26 @@ struct money_bed {
   }
 
   std::string status(std::int64_t id) { return load_withdrawal(db, id).status; }
+
+  struct refused_withdrawal {
+    std::int64_t id;
+    std::unique_ptr<daemon_process> worker;
+  };
+  /// User 1 (balance 5) withdraws `amount` through a worker whose hot wallet cannot pay: returns
+  /// once the node refused the send and the withdrawal waits signed. The worker retries a refused
+  /// send only after a minute, so what the test does next comes first.
+  refused_withdrawal refused(std::string_view amount) {
+    create_account(db, 1, "5");
+    const auto id = insert_pending_withdrawal(db, {1, random_address(), std::string(amount)});
+    auto worker = start_worker(setup({{"BROADCASTER_CONSUMER_RETRY_BACKOFF_MAX", "1m"}}));
+    INFO("worker log " << worker->log_path());
+    REQUIRE(wait_group_assigned(group, topic, 1, 1));
+    publish({id});
+    REQUIRE(
+        wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
+    REQUIRE(status(id) == "signed");
+    return {id, std::move(worker)};
+  }
 };
 
 struct version_bytes {
@@ -106,16 +126,9 @@ TEST_CASE(
     "payment, no refund",
     "[broadcaster][money][race]") {
   money_bed bed("race", "0");
-  create_account(bed.db, 1, "5");
-  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.25"});
   // The worker retries its refused send only after a minute: the other processor wins the race.
-  auto worker = start_worker(bed.setup({{"BROADCASTER_CONSUMER_RETRY_BACKOFF_MAX", "1m"}}));
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
-  bed.publish({id});
+  const auto [id, worker] = bed.refused("0.25");
   INFO("worker log " << worker->log_path());
-  REQUIRE(
-      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
-  REQUIRE(bed.status(id) == "signed");
 
   // The other processor (a second worker, the tracker's resume, another node behind the URL) holds
   // the very same bytes, and its send is accepted once the wallet has funds.
@@ -240,15 +253,8 @@ TEST_CASE(
     "the next withdrawal takes the next nonce",
     "[broadcaster][money][nonce-taken]") {
   money_bed bed("taken", "0");
-  create_account(bed.db, 1, "5");
-  const auto id = insert_pending_withdrawal(bed.db, {1, random_address(), "0.5"});
-  auto worker = start_worker(bed.setup({{"BROADCASTER_CONSUMER_RETRY_BACKOFF_MAX", "1m"}}));
-  REQUIRE(wait_group_assigned(bed.group, bed.topic, 1, 1));
-  bed.publish({id});
+  const auto [id, worker] = bed.refused("0.5");
   INFO("worker log " << worker->log_path());
-  REQUIRE(
-      wait_until([&] { return worker->metric("broadcaster_failures_total{reason=\"rejected\"}") >= 1; }, 60s, 100ms));
-  REQUIRE(bed.status(id) == "signed");
 
   // Someone else holding the key (an operator's wallet tool, another system) spends nonce 0.
   set_balance(*bed.node, bed.wallet.address, to_wei("1"));

@@ -182,25 +182,10 @@ TEST_CASE(
     "[monitoring][prometheus]") {
   test_support::test_schema schema;
   auto db = schema.connect();
-  make_withdrawal_ids_unique(db);
-  const std::string topic = "wallet_events_withdrawal";  // wallet-service's topic; the group is ours
-  test_support::create_topic(topic, 6);
-  const auto partitions = static_cast<int>(test_support::end_offsets(topic).size());
-  const auto group = unique_name("monitoring_group");
-  const auto dlq = unique_name("monitoring_dlq");
-  test_support::create_topic(dlq, 1);
-  auto node = connect_node();
-  const auto wallet = funded_hot_wallet(*node, to_wei("1"));
-
-  auto worker = start_worker({&schema, &wallet, topic, group, dlq, "kafka", {}});
-  REQUIRE(wait_group_assigned(group, topic, 1, partitions));
-  daemon_process relay("outbox-relay", "relay",
-                       {{"DATABASE_URL", schema.url()},
-                        {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
-                        {"REDIS_MQ_TYPE", "kafka"},
-                        {"RELAY_HTTP_PORT", "0"},
-                        {"RELAY_LOG_LEVEL", "info"}},
-                       "relay-monitoring");
+  // wallet-service's topic, shared with other tests: a consumer group of its own.
+  relay_to_chain pipeline(schema, "monitoring", to_wei("1"));
+  auto& worker = pipeline.worker;
+  auto& relay = *pipeline.relay;
   wallet_test::wallet_process api(schema.url(), {{"WALLET_API_ENABLE_DEPOSITS", "true"}});
   INFO("logs: worker " << worker->log_path() << " relay " << relay.log_path()
                        << " (the wallet's: wallet_*.log beside them)");
