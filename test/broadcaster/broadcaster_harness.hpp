@@ -87,6 +87,8 @@ class daemon_process {
   std::string metrics();
   /// A sample of metrics() (see test_support::metric_value); fails the test when it is absent.
   double metric(std::string_view sample);
+  /// broadcaster_rpc_calls_total{method="<method>"}: 0 before the first call of that method.
+  double rpc_calls(std::string_view method);
 
  private:
   std::string log_path_;

@@ -180,15 +180,6 @@ TEST_CASE(
   CHECK(figures.refunded == 1);
 }
 
-namespace {
-// broadcaster_rpc_calls_total{method}; 0 before the first call of that method.
-double rpc_calls(daemon_process& worker, std::string_view method) {
-  return test_support::metric_value(worker.metrics(),
-                                    fmt::format("broadcaster_rpc_calls_total{{method=\"{}\"}}", method))
-      .value_or(0);
-}
-}  // namespace
-
 TEST_CASE(
     "chain: the tracker asks receipts per block: 50 withdrawals in flight mined in 2 blocks cost one "
     "eth_getBlockReceipts per block, not 50 receipt calls per pass",
@@ -215,8 +206,8 @@ TEST_CASE(
     mine(*bed.node);
     // 50 mined, 1 and 2 blocks deep of 3: every pass now has 50 in flight with mined nonces. Let
     // the tracker pass at least 20 times (one eth_blockNumber each) before the last block.
-    const double passes_before = rpc_calls(*worker, "eth_blockNumber");
-    REQUIRE(wait_until([&] { return rpc_calls(*worker, "eth_blockNumber") >= passes_before + 20; }, 30s, 50ms));
+    const double passes_before = worker->rpc_calls("eth_blockNumber");
+    REQUIRE(wait_until([&] { return worker->rpc_calls("eth_blockNumber") >= passes_before + 20; }, 30s, 50ms));
     CHECK(count_status(bed.db, all, "confirmed") == 0);
     mine(*bed.node);  // the first 25 at depth 3
     REQUIRE(wait_all_status(bed.db, first, "confirmed", 60s));
@@ -225,9 +216,9 @@ TEST_CASE(
   }
   REQUIRE(wait_all_status(bed.db, all, "confirmed", 60s));
   const auto blocks = block_number(*bed.node) - start_block;  // the 4 blocks mined by the test
-  const double per_block = rpc_calls(*worker, "eth_getBlockReceipts");
-  const double per_transaction = rpc_calls(*worker, "eth_getTransactionReceipt");
-  const double passes = rpc_calls(*worker, "eth_blockNumber");
+  const double per_block = worker->rpc_calls("eth_getBlockReceipts");
+  const double per_transaction = worker->rpc_calls("eth_getTransactionReceipt");
+  const double passes = worker->rpc_calls("eth_blockNumber");
   INFO("blocks " << blocks << ", eth_getBlockReceipts " << per_block << ", eth_getTransactionReceipt "
                  << per_transaction << ", passes " << passes);
   // The first scan looks confirmations + 16 blocks back; then one call per new block.

@@ -50,6 +50,11 @@ double daemon_process::metric(std::string_view sample) {
   return *value;
 }
 
+double daemon_process::rpc_calls(std::string_view method) {
+  return test_support::metric_value(metrics(), fmt::format("broadcaster_rpc_calls_total{{method=\"{}\"}}", method))
+      .value_or(0);
+}
+
 std::map<std::string, std::string> worker_environment(const worker_setup& setup) {
   std::map<std::string, std::string> env{
       {"DATABASE_URL", setup.schema->url()},

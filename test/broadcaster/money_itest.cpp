@@ -295,3 +295,59 @@ TEST_CASE("money: walletctl withdrawals cancel on a pending withdrawal refunds i
   const auto figures = check_ledger(bed.db, *bed.node, {id}, bed.wallet.address, {{1, "2"}});
   CHECK(figures.refunded == 1);
 }
+
+TEST_CASE(
+    "money: events fetched together are signed and sent as one run, taking a released nonce first, while a "
+    "cancelled withdrawal and a mismatching event in the run go the careful way",
+    "[broadcaster][money][run]") {
+  money_bed bed("run", "1");
+  create_account(bed.db, 1, "5");
+  const std::string from = bed.wallet.address.to_checksum_string();
+  {
+    // Nonce 0 was released by an earlier failure: the run must use it before the counter's 1, 2, ...
+    pqxx::work tx(bed.db);
+    tx.exec_params0("INSERT INTO hot_wallet_nonces (chain, address, next_nonce) VALUES ('eth', $1, 1)", from);
+    tx.exec_params0("INSERT INTO hot_wallet_released_nonces (chain, address, nonce) VALUES ('eth', $1, 0)", from);
+    tx.commit();
+  }
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 12; ++i) ids.push_back(insert_pending_withdrawal(bed.db, {1, random_address(), "0.01"}));
+  const auto cancelled = ids[3];
+  const auto mismatched = ids[7];
+  {
+    pqxx::work tx(bed.db);
+    tx.exec_params0("UPDATE withdrawals SET cancel_requested_at = now(), cancel_requested_by = 'itest' WHERE id = $1",
+                    cancelled);
+    tx.commit();
+  }
+  // All 12 events are in the topic before the worker starts, so its first fetch holds them together.
+  {
+    test_support::kafka_producer producer;
+    std::int64_t outbox_id = 1;
+    for (const auto& w : load_withdrawals(bed.db, ids)) {
+      const std::string amount = w.id == mismatched ? "0.02" : w.amount;  // the event disagrees with the row
+      producer.send(
+          event_message(bed.topic, w.user_id, event_payload(w.id, w.user_id, w.to_address, amount), outbox_id++));
+    }
+    producer.flush();
+  }
+  auto worker = start_worker(bed.setup());
+  INFO("worker log " << worker->log_path());
+  std::vector<std::int64_t> paid;
+  std::copy_if(ids.begin(), ids.end(), std::back_inserter(paid),
+               [&](auto id) { return id != cancelled && id != mismatched; });
+  REQUIRE(wait_all_status(bed.db, paid, "confirmed", 60s));
+  REQUIRE(wait_all_status(bed.db, {cancelled, mismatched}, "failed", 30s));
+  check_contiguous_nonces(load_withdrawals(bed.db, paid), 0);  // 0 (released), then 1..9
+  CHECK(load_withdrawal(bed.db, cancelled).failure_reason.value_or("").find("cancelled") != std::string::npos);
+  CHECK(worker->metric("broadcaster_failures_total{reason=\"cancelled\"}") == 1);
+  // The mismatching event reaches the DLQ after its withdrawal was refunded.
+  CHECK(wait_until([&] { return worker->metric("broadcaster_dead_letters_total") == 1; }, 30s, 50ms));
+  CHECK(worker->metric("broadcaster_broadcasts_total") == 10);
+  // One fee quote for the run, where the one-at-a-time path asks once per withdrawal.
+  CHECK(worker->rpc_calls("eth_maxPriorityFeePerGas") < 10);
+  CHECK(worker->rpc_calls("eth_sendRawTransaction") == 10);
+  const auto figures = check_ledger(bed.db, *bed.node, ids, bed.wallet.address, {{1, "5"}});
+  CHECK(figures.paid == 10);
+  CHECK(figures.refunded == 2);
+}
