@@ -3,8 +3,6 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
-#include <map>
-#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -12,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broadcaster/event_handler.hpp"
-#include "common/backoff.hpp"
+#include "broadcaster/kafka_dead_letters.hpp"
 #include "common/kafka.hpp"
 #include "common/logging.hpp"
 
@@ -25,8 +23,6 @@ using clock = std::chrono::steady_clock;
 constexpr auto poll_timeout = 500ms;
 constexpr std::size_t max_batch = 100;  // events processed as one run
 constexpr auto commit_timeout = 10s;
-// After a stop request, how long an undelivered DLQ message may still hold the shutdown.
-constexpr auto dead_letter_stop_grace = 10s;
 constexpr auto lag_interval = 5s;
 constexpr const char* loop_name = "source";
 
@@ -42,7 +38,12 @@ class kafka_source final : public event_source {
  public:
   kafka_source(const settings& config, processor& worker, metrics& counters, health& status,
                common::process_signals& signals)
-      : config_(config), worker_(worker), metrics_(counters), health_(status), signals_(signals) {
+      : config_(config),
+        worker_(worker),
+        metrics_(counters),
+        health_(status),
+        signals_(signals),
+        dead_letters_(config, counters, status, signals, error_warning_, loop_name) {
     auto consumer_conf =
         common::kafka::make_conf(config.kafka, {{"group.id", config.consumer.group},
                                                 {"client.id", "broadcaster-worker"},
@@ -61,17 +62,6 @@ class kafka_source final : public event_source {
     consumer_ = common::kafka::make_consumer(std::move(consumer_conf));
     // Route the main queue (errors, rebalances) to rd_kafka_consumer_poll().
     rd_kafka_poll_set_consumer(consumer_.get());
-
-    auto producer_conf = common::kafka::make_conf(config.kafka, {{"client.id", "broadcaster-worker-dlq"},
-                                                                 {"enable.idempotence", "true"},
-                                                                 {"acks", "all"},
-                                                                 {"linger.ms", "0"},
-                                                                 {"message.timeout.ms", "30000"}});
-    rd_kafka_conf_set_dr_msg_cb(producer_conf.get(), &kafka_source::on_delivery);
-    rd_kafka_conf_set_error_cb(producer_conf.get(), &kafka_source::on_error);
-    common::kafka::log_to_spdlog(producer_conf.get());
-    rd_kafka_conf_set_opaque(producer_conf.get(), this);
-    producer_ = common::kafka::make_producer(std::move(producer_conf));
 
     common::kafka::partition_list topics(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(topics.get(), config.consumer.topic.c_str(), RD_KAFKA_PARTITION_UA);
@@ -98,7 +88,7 @@ class kafka_source final : public event_source {
     auto last_lag = clock::now() - lag_interval;
     while (!signals_.stop_requested()) {
       health_.beat(loop_name);
-      rd_kafka_poll(producer_.get(), 0);
+      dead_letters_.poll();
       if (clock::now() - last_lag >= lag_interval) {
         update_lag();
         last_lag = clock::now();
@@ -122,11 +112,6 @@ class kafka_source final : public event_source {
   }
 
  private:
-  struct delivery {
-    enum class state { pending, delivered, failed } what = state::pending;
-    std::string error;
-  };
-
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) {
     auto* self = static_cast<kafka_source*>(opaque);
@@ -162,31 +147,8 @@ class kafka_source final : public event_source {
     rd_kafka_assign(rk, nullptr);
   }
 
-  // Runs on the run() thread (from rd_kafka_consumer_poll / rd_kafka_poll). Connection failures
-  // repeat every retry while a broker is down: only "all brokers down" is worth a warning.
   static void on_error(rd_kafka_t*, int error_code, const char* reason, void* opaque) {
-    auto* self = static_cast<kafka_source*>(opaque);
-    const auto code = static_cast<rd_kafka_resp_err_t>(error_code);
-    if (code == RD_KAFKA_RESP_ERR__FATAL) {
-      spdlog::error("kafka: fatal error: {}", reason);
-    } else if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-      self->error_warning_.warn(fmt::format("kafka: all brokers are down ({}); waiting for them", reason));
-    } else {
-      spdlog::debug("librdkafka error {}: {}", rd_kafka_err2name(code), reason);
-    }
-  }
-
-  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-    auto* self = static_cast<kafka_source*>(opaque);
-    const auto token = reinterpret_cast<std::uintptr_t>(m->_private);
-    const auto it = self->deliveries_.find(token);
-    if (it == self->deliveries_.end()) return;  // abandoned at shutdown
-    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      it->second.what = delivery::state::delivered;
-    } else {
-      it->second.what = delivery::state::failed;
-      it->second.error = rd_kafka_err2str(m->err);
-    }
+    log_kafka_client_error(static_cast<kafka_source*>(opaque)->error_warning_, error_code, reason);
   }
 
   // Commits the stored offsets of the whole assignment, waiting at most commit_timeout.
@@ -224,9 +186,7 @@ class kafka_source final : public event_source {
     } else {
       spdlog::info("kafka: left group {}", config_.consumer.group);
     }
-    if (const auto err = rd_kafka_flush(producer_.get(), 5000); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      spdlog::warn("kafka: {} dead-letter message(s) not delivered at shutdown", rd_kafka_outq_len(producer_.get()));
-    }
+    dead_letters_.flush();
   }
 
   void on_consumer_error(const rd_kafka_message_t* m) {
@@ -272,7 +232,7 @@ class kafka_source final : public event_source {
       const rd_kafka_message_t* m = run[i].get();
       const process_result& result = results[i];
       if (!acknowledge(result)) return false;
-      if (result.what == outcome::dead_letter && !publish_dead_letter(m, result.reason)) return false;
+      if (result.what == outcome::dead_letter && !dead_letters_.publish(m, result.reason)) return false;
 
       common::kafka::partition_list offsets(rd_kafka_topic_partition_list_new(1));
       auto* entry = rd_kafka_topic_partition_list_add(offsets.get(), rd_kafka_topic_name(m->rkt), m->partition);
@@ -285,66 +245,6 @@ class kafka_source final : public event_source {
       }
     }
     return results.size() == run.size();
-  }
-
-  bool publish_dead_letter(const rd_kafka_message_t* m, const std::string& reason) {
-    common::backoff delay(config_.consumer.retry_backoff, config_.consumer.retry_backoff_max);
-    const std::string origin = fmt::format("{}[{}]@{}", rd_kafka_topic_name(m->rkt), m->partition, m->offset);
-    std::optional<clock::time_point> give_up_at;
-    for (;;) {
-      common::kafka::headers headers;
-      rd_kafka_headers_t* original = nullptr;
-      if (rd_kafka_message_headers(m, &original) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        headers.reset(rd_kafka_headers_copy(original));
-      } else {
-        headers = common::kafka::new_headers(4);
-      }
-      common::kafka::add_header(headers.get(), "error", reason);
-      common::kafka::add_header(headers.get(), "original-topic", rd_kafka_topic_name(m->rkt));
-      common::kafka::add_header(headers.get(), "original-partition", std::to_string(m->partition));
-      common::kafka::add_header(headers.get(), "original-offset", std::to_string(m->offset));
-
-      const std::uintptr_t token = ++next_token_;
-      deliveries_[token] = delivery{};
-      std::string failure;
-      common::kafka::produce_fields fields;
-      fields.topic = config_.consumer.dlq_topic.c_str();
-      if (m->key != nullptr) fields.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
-      fields.value = std::string_view(static_cast<const char*>(m->payload), m->len);
-      fields.opaque = reinterpret_cast<void*>(token);
-      const auto produce_error = common::kafka::produce(producer_.get(), fields, headers);
-      if (produce_error) {
-        deliveries_.erase(token);
-        failure = rd_kafka_error_string(produce_error.get());
-      } else {
-        while (deliveries_[token].what == delivery::state::pending) {
-          rd_kafka_poll(producer_.get(), 100);
-          health_.beat(loop_name);
-          if (signals_.stop_requested()) {
-            if (!give_up_at) give_up_at = clock::now() + dead_letter_stop_grace;
-            if (clock::now() >= *give_up_at) {
-              deliveries_.erase(token);
-              spdlog::warn("{}: dead-letter delivery unconfirmed at shutdown: offset left unstored", origin);
-              return false;
-            }
-          }
-        }
-        const delivery outcome = deliveries_[token];
-        deliveries_.erase(token);
-        if (outcome.what == delivery::state::delivered) {
-          metrics_.dead_letters.Increment();
-          metrics_.failure(failure_reason::dead_letter);
-          spdlog::warn("{} → {}: {}", origin, config_.consumer.dlq_topic, reason);
-          return true;
-        }
-        failure = outcome.error;
-      }
-      const auto wait = delay.next();
-      spdlog::warn("{}: cannot publish to {}: {}; retrying in {} ms", origin, config_.consumer.dlq_topic, failure,
-                   wait.count());
-      health_.beat(loop_name);
-      if (signals_.wait_for(wait)) return false;
-    }
   }
 
   void update_lag() {
@@ -393,12 +293,11 @@ class kafka_source final : public event_source {
   metrics& metrics_;
   health& health_;
   common::process_signals& signals_;
+  // Declared before dead_letters_, which shares it: broker and consume errors, each logged at
+  // most every 30 s.
+  common::repeated_warning error_warning_;
   common::kafka::handle consumer_;
-  common::kafka::handle producer_;
-  std::map<std::uintptr_t, delivery>
-      deliveries_;  // touched only on the run() thread (dr callbacks run in rd_kafka_poll)
-  std::uintptr_t next_token_ = 0;
-  common::repeated_warning error_warning_;  // broker and consume errors, each logged at most every 30 s
+  kafka_dead_letters dead_letters_;
   bool closed_ = false;
 };
 

@@ -10,7 +10,7 @@
 //   its database effects are committed (or after a bad event reached the DLQ);
 //   stored offsets are auto-committed every second, synchronously (with a deadline) when
 //   partitions are revoked, and before leaving the group.
-// - Bad events are produced to consumer.dlq_topic (idempotent producer, acks=all) with the
+// - Bad events are produced to consumer.dlq_topic (kafka_dead_letters.hpp: idempotent producer, acks=all) with the
 //   original key, value and headers plus `error`, `original-topic`, `original-partition`,
 //   `original-offset`; the offset is stored only after the DLQ delivery report arrived.
 // - Stop: the run in hand is finished (or left at the event a retry was interrupted in),
