@@ -8,14 +8,13 @@
 #include <mutex>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
 #include "broadcaster/block_scanner.hpp"
 #include "broadcaster/eth_rpc.hpp"
 #include "chain/hex.hpp"
 #include "common/http_server.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -96,12 +95,6 @@ const chain::hash256 some_hash = [] {
 }();
 const chain::bytes some_raw = {0x02, 0xf8, 0x01};
 
-std::uint16_t closed_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return acceptor.local_endpoint().port();  // closed again when the acceptor goes
-}
-
 }  // namespace
 
 TEST_CASE("RPC URLs: http only, host, port and path", "[rpc]") {
@@ -181,7 +174,7 @@ TEST_CASE("calls return results and surface JSON-RPC errors with their code", "[
 
 TEST_CASE("transport failures are rpc_unavailable: refused, 5xx, timeout, not JSON-RPC", "[rpc]") {
   SECTION("connection refused") {
-    broadcaster::eth_rpc rpc("http://127.0.0.1:" + std::to_string(closed_port()), 2s);
+    broadcaster::eth_rpc rpc("http://127.0.0.1:" + std::to_string(test_support::free_loopback_port()), 2s);
     CHECK_THROWS_AS(rpc.chain_id(), broadcaster::rpc_unavailable);
   }
   fake_node node;

@@ -5,11 +5,9 @@
 #include <string>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
 #include "common/http_client.hpp"
 #include "common/http_server.hpp"
+#include "test_support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -31,12 +29,6 @@ struct echo_server {
   std::atomic<int> requests{0};
   common::http::server server;
 };
-
-std::uint16_t closed_port() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return acceptor.local_endpoint().port();  // closed again when the acceptor goes
-}
 
 }  // namespace
 
@@ -65,7 +57,7 @@ TEST_CASE("http client: requests, answers with lower-cased headers, keep-alive r
 
 TEST_CASE("http client: a refused connection and a passed deadline are transport errors", "[http]") {
   SECTION("refused") {
-    common::http::client client("127.0.0.1", closed_port(), 2s);
+    common::http::client client("127.0.0.1", test_support::free_loopback_port(), 2s);
     try {
       static_cast<void>(client.get("/x"));
       FAIL("no error");
@@ -91,7 +83,7 @@ TEST_CASE("http client: a refused connection and a passed deadline are transport
   SECTION("a target holding a secret stays out of the message") {
     common::http::client_options options;
     options.target_in_errors = false;
-    common::http::client client("127.0.0.1", closed_port(), 2s, options);
+    common::http::client client("127.0.0.1", test_support::free_loopback_port(), 2s, options);
     CHECK_THROWS_WITH(client.get("/v3/secret-key"), !Catch::Contains("secret-key"));
   }
 }
