@@ -26,11 +26,9 @@ OUTBOX_LOG_TAG=bench-e2e
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/common.sh"
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/stack.sh"
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 cd "${OUTBOX_ROOT}"
-
-# anvil dev account #9 (0xa0Ee7A142d267C1f36714E4a8F75612F20a79720): public test key.
-readonly BENCH_SIGNING_KEY=0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6
-readonly POLL_INTERVAL=5s
 
 usage() { sed -n '2,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
@@ -53,114 +51,32 @@ out="$(cd "${out}" && pwd -P)"
 STACK_LOG_DIR="${out}/logs"
 mkdir -p "${STACK_LOG_DIR}"
 
-scripts/services up postgres kafka anvil
-eval "$(scripts/services env)"
-readonly ADMIN_URL=${DATABASE_URL}
-run_id="$(date +%Y%m%d%H%M%S)-$$"
-databases=()
+bench_services_up postgres kafka anvil
+BENCH_NAME=e2e
+BENCH_RUN_ID="$(bench_new_run_id)"
 
 cleanup() {
-  local rc=$? db
+  local rc=$?
   trap - EXIT INT TERM
   stack_stop
-  for db in "${databases[@]}"; do
-    psql "${ADMIN_URL}" -X -q -c "DROP DATABASE IF EXISTS ${db} WITH (FORCE)" >/dev/null 2>&1 || true
-  done
+  bench_drop_databases
   exit "${rc}"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-# fresh_database NAME: creates and migrates NAME and points DATABASE_URL at it. Withdrawal ids
-# start at a random large number: the wallet's topic is shared with anything else on this
-# broker, and an event from elsewhere must never name one of our withdrawals.
-fresh_database() {
-  local db=$1
-  databases+=("${db}")
-  psql "${ADMIN_URL}" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE ${db}" >/dev/null
-  export DATABASE_URL="${ADMIN_URL%/*}/${db}"
-  "${STACK_BIN_DIR}/walletctl" migrate up >"${STACK_LOG_DIR}/migrate-${db}.log" 2>&1 ||
-    die "walletctl migrate up failed on ${db} (${STACK_LOG_DIR}/migrate-${db}.log)"
-  sql "ALTER TABLE withdrawals ALTER COLUMN id RESTART WITH $((RANDOM * 32768 * 32768 + RANDOM * 32768 + RANDOM + 1000000000))"
-}
-
-drop_database() {
-  psql "${ADMIN_URL}" -X -q -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
-}
-
-# start_daemon NAME [MODE]: one daemon on an ephemeral port, against DATABASE_URL; sets PORT[NAME].
-declare -A PORT
-start_daemon() {
-  local name=$1 mode=${2:-events}
-  case "${name}" in
-    wallet-service) stack_start "${name}" WALLET_HTTP_PORT=0 WALLET_GRPC_PORT=0 -- wallet-service --config conf/wallet.toml ;;
-    outbox-relay) stack_start "${name}" RELAY_HTTP_PORT=0 -- outbox-relay --config conf/relay.toml ;;
-    broadcaster-worker)
-      # A group of our own that starts at the topic's end; a DLQ of our own.
-      stack_start "${name}" BROADCASTER_HTTP_PORT=0 "BROADCASTER_SIGNING_KEY=${BENCH_SIGNING_KEY}" \
-        "BROADCASTER_SOURCE_MODE=${mode}" "BROADCASTER_SOURCE_POLL_INTERVAL=${POLL_INTERVAL}" \
-        "BROADCASTER_CONSUMER_GROUP=bench-e2e-${run_id}-${mode}" \
-        "BROADCASTER_CONSUMER_DLQ_TOPIC=bench_e2e_${run_id//-/_}.dlq" \
-        "BROADCASTER_KAFKA_PROPERTIES=auto.offset.reset=latest" \
-        -- broadcaster-worker --config conf/broadcaster.toml
-      ;;
-    *) die "start_daemon: unknown daemon ${name}" ;;
-  esac
-  PORT[${name}]="$(stack_port "${name}" 30)"
-  stack_wait_healthy "${name}" "http://127.0.0.1:${PORT[${name}]}/healthz" 60
-}
-
-next_user() { sql "SELECT coalesce(max(user_id), 0) + 1 FROM accounts"; }
-
-# send COUNT RATE IDS_FILE: paced withdrawals through the wallet's API.
-send() {
-  python3 bench/e2e/load.py "http://127.0.0.1:${PORT[wallet-service]}" --count "$1" --rate "$2" \
-    --users 20 --first-user "$(next_user)" --run-id "${run_id}-$(now_ms)" --ids-out "$3"
-}
-
-# wait_broadcast IDS_FILE TIMEOUT_S: until every listed withdrawal has broadcast_at.
-wait_broadcast() {
-  local ids total done_count deadline
-  ids="{$(paste -sd, "$1")}"
-  total=$(wc -l <"$1")
-  deadline=$(($(now_ms) + $2 * 1000))
-  while :; do
-    done_count="$(sql "SELECT count(*) FROM withdrawals WHERE id = ANY(:'ids'::bigint[]) AND broadcast_at IS NOT NULL" "ids=${ids}")"
-    progress "${done_count}" "${total}" "broadcast"
-    ((done_count < total)) || break
-    if (($(now_ms) >= deadline)); then
-      progress_done
-      return 1
-    fi
-    sleep 0.5
-  done
-  progress_done
-}
-
-# warm_up: one withdrawal end to end. With auto.offset.reset=latest an event sent before the
-# consumer has its partitions is skipped, so try again until one gets through.
-warm_up() {
-  local attempt
-  for attempt in 1 2 3 4 5 6; do
-    send 1 1 "${out}/warmup.ids" 2>/dev/null
-    if wait_broadcast "${out}/warmup.ids" 15 2>/dev/null; then return 0; fi
-    log "warm-up ${attempt}: not broadcast yet (consumer joining?), again"
-  done
-  die "no warm-up withdrawal was broadcast; see ${STACK_LOG_DIR}"
-}
-
 # ------------------------------------------------------------------ latency
 
 measure_latency() {
   local mode=$1
-  local count=$((rate * duration)) db="bench_e2e_${run_id//-/_}_${mode//-/_}"
+  local count=$((rate * duration)) db="bench_e2e_${BENCH_RUN_ID//-/_}_${mode//-/_}"
   log "latency, ${mode}: ${count} withdrawals at ${rate}/s"
   fresh_database "${db}"
   start_daemon wallet-service
   # The seed's polling baseline reads the withdrawals table; no relay or broker in its path.
   if [[ ${mode} == events ]]; then start_daemon outbox-relay; fi
   start_daemon broadcaster-worker "${mode}"
-  warm_up
+  warm_up "${out}"
   send "${count}" "${rate}" "${out}/load-${mode}.ids"
   wait_broadcast "${out}/load-${mode}.ids" 120 ||
     die "${mode}: not every withdrawal was broadcast within 120 s (logs: ${STACK_LOG_DIR})"
@@ -176,12 +92,12 @@ measure_latency() {
 # xacts DB: committed + rolled back transactions of DB so far (read from another database,
 # so the reading itself does not count).
 xacts() {
-  psql "${ADMIN_URL}" -X -A -t -q -c \
+  psql "${BENCH_ADMIN_URL}" -X -A -t -q -c \
     "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$1'"
 }
 
 measure_idle() {
-  local label=$1 name=$2 mode=${3:-events} db="bench_e2e_${run_id//-/_}_idle"
+  local label=$1 name=$2 mode=${3:-events} db="bench_e2e_${BENCH_RUN_ID//-/_}_idle"
   log "idle, ${label}: ${idle}s without traffic"
   start_daemon "${name}" "${mode}"
   # Past start-up (pool connections, first poll, consumer join) before counting.
@@ -208,11 +124,11 @@ rm -f "${out}"/latency-*.tsv "${out}/idle.tsv"
 measure_latency events
 measure_latency db-poll
 
-fresh_database "bench_e2e_${run_id//-/_}_idle"
+fresh_database "bench_e2e_${BENCH_RUN_ID//-/_}_idle"
 measure_idle "wallet-service" wallet-service
 measure_idle "outbox-relay" outbox-relay
 measure_idle "broadcaster-worker (events)" broadcaster-worker events
-measure_idle "broadcaster-worker (db-poll ${POLL_INTERVAL})" broadcaster-worker db-poll
+measure_idle "broadcaster-worker (db-poll ${BENCH_POLL_INTERVAL})" broadcaster-worker db-poll
 
 # ------------------------------------------------------------------ summary
 
@@ -230,7 +146,7 @@ read -r dp_n dp_p50 dp_p90 dp_p99 dp_max <<<"$(percentiles "${out}/latency-db-po
 w=$(idle_of "wallet-service")
 r=$(idle_of "outbox-relay")
 be=$(idle_of "broadcaster-worker (events)")
-bp=$(idle_of "broadcaster-worker (db-poll ${POLL_INTERVAL})")
+bp=$(idle_of "broadcaster-worker (db-poll ${BENCH_POLL_INTERVAL})")
 events_total=$(awk -v a="${w}" -v b="${r}" -v c="${be}" 'BEGIN { printf "%.2f", a + b + c }')
 poll_total=$(awk -v a="${w}" -v c="${bp}" 'BEGIN { printf "%.2f", a + c }')
 printf 'event-driven total\t%s\ndb-poll total\t%s\n' \
@@ -245,7 +161,7 @@ printf 'event-driven total\t%s\ndb-poll total\t%s\n' \
   echo "| mode | n | p50 | p90 | p99 | max |"
   echo "| --- | ---: | ---: | ---: | ---: | ---: |"
   echo "| event-driven (outbox → relay → Kafka → broadcaster) | ${ev_n} | ${ev_p50} | ${ev_p90} | ${ev_p99} | ${ev_max} |"
-  echo "| db-poll every ${POLL_INTERVAL} (the seed's \"before\") | ${dp_n} | ${dp_p50} | ${dp_p90} | ${dp_p99} | ${dp_max} |"
+  echo "| db-poll every ${BENCH_POLL_INTERVAL} (the seed's \"before\") | ${dp_n} | ${dp_p50} | ${dp_p90} | ${dp_p99} | ${dp_max} |"
   echo
   echo "### Idle database load"
   echo
@@ -261,7 +177,7 @@ printf 'event-driven total\t%s\ndb-poll total\t%s\n' \
   echo "An idle relay's transactions are its fallback poll (\`outbox.poll_interval\`, 1 s; LISTEN wakes it"
   echo "for new rows) and its partition-lease upkeep. Both broadcaster modes run the same periodic work"
   echo "(the confirmation tracker reads the database every \`chain.confirm_poll_interval\`, 1 s); db-poll"
-  echo "adds one claim query per \`source.poll_interval\` (${POLL_INTERVAL})."
+  echo "adds one claim query per \`source.poll_interval\` (${BENCH_POLL_INTERVAL})."
 } >"${out}/summary.md"
 cat "${out}/summary.md"
 log "e2e benchmark done in $(elapsed_since "${started}"); results in ${out#"${OUTBOX_ROOT}"/}"
