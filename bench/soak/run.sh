@@ -7,9 +7,9 @@
 #
 #   --duration  seconds of load (default 1800; scripts/bench --quick passes 180)
 #   --interval  seconds between samples, and the latency windows (default 10)
-#   --rate      withdrawals per second on a fixed schedule (default 100: what the whole pipeline
-#               sustains on the shared 2-core machine; 150 was marginal, 200 built a growing
-#               backlog at the broadcaster; see bench/README.md, "Soak")
+#   --rate      withdrawals per second on a fixed schedule (default 200: what the whole pipeline
+#               sustains on the shared 2-core machine; 400 built a backlog; see bench/README.md,
+#               "Soak")
 #   --users     accounts the load is spread over, credited first through the deposit API (10000)
 #   --workers   load processes, each with its own keep-alive connection and slice of the users
 #               (default: one per 15 withdrawals/s, 4 to 16; the wallet has 16 HTTP threads)
@@ -37,7 +37,7 @@ cd "${OUTBOX_ROOT}"
 
 usage() { sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-out="${OUTBOX_LOCAL}/bench/soak" duration=1800 interval=10 rate=100 users=10000 workers=""
+out="${OUTBOX_LOCAL}/bench/soak" duration=1800 interval=10 rate=200 users=10000 workers=""
 while (($# > 0)); do
   case "$1" in
     --out) out=${2:?}; shift ;;
