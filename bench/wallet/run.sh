@@ -160,9 +160,10 @@ for clients in "${client_counts[@]}"; do
   grpc_p99="$(jq -r '[.latencyDistribution[] | select(.percentage == 99) | .latency][0] / 1e6 | . * 100 | round / 100' \
     "${out}/ghz-${clients}.json")"
   # When the duration ends ghz closes its connections under the calls still in flight (at most one
-  # per worker): "transport is closing". Anything else that is not OK fails the run.
+  # per worker): "transport is closing" (Unavailable) or "the client connection is closing"
+  # (Canceled). Anything else that is not OK fails the run.
   grpc_failed="$(jq -r --argjson workers "${clients}" '
-    ([.errorDistribution // {} | to_entries[] | select(.key | test("transport is closing")) | .value] | add // 0) as $cut
+    ([.errorDistribution // {} | to_entries[] | select(.key | test("transport is closing|client connection is closing")) | .value] | add // 0) as $cut
     | ([.statusCodeDistribution // {} | to_entries[] | select(.key != "OK") | .value] | add // 0) as $bad
     | if $cut <= $workers then $bad - $cut else $bad end' "${out}/ghz-${clients}.json")"
   if [[ ${grpc_failed} != 0 ]]; then
