@@ -1,7 +1,7 @@
 // The relay side by side with its peers: one driver, the same rows, the same broker, the same
 // consumer for every system (bench/peers/README.md; scripts/bench runs it).
 //
-//   peer_bench drain   --system S --rows N
+//   peer_bench drain   --system S --rows N [--instances K]
 //       N rows inserted up front (transactions of 10,000) while S is stopped; then S is started
 //       and runs until the consumer has seen every row. Timed by the broker's append times
 //       (LogAppendTime): from the process start to the last row (its start-up counts) and from
@@ -13,12 +13,14 @@
 //       (default 5: a JVM's JIT) run at the same rate and are not counted. --cdf writes
 //       the sorted latencies (ms), one a line, for the plots.
 //
-// S is `relay` (outbox-relay with conf/relay.toml, in a fresh schema of its own) or the folder of
+// S is `relay` (outbox-relay with conf/relay.toml, in a fresh schema of its own; --instances K
+// runs K relays side by side, which share the lease partitions) or the folder of
 // a peer (bench/peers/<peer>), driven through its peer.sh: setup, schema, insert-sql, start,
 // teardown (bench/peers/README.md). Every row is a key out of 1,000 users and a ~190-byte JSON
 // payload whose "seq":N names it; the consumer finds N in the message value, for every system.
 // Needs the services (`eval "$(scripts/services env)"`); Debezium needs wal_level=logical.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -62,6 +64,7 @@ struct options {
   int seconds = 30;
   int warmup = 5;
   int writers = 4;
+  int instances = 1;
   std::string cdf;
 };
 
@@ -93,6 +96,8 @@ options parse_options(int argc, char** argv) {
       o.warmup = static_cast<int>(number());
     } else if (flag == "--writers") {
       o.writers = static_cast<int>(number());
+    } else if (flag == "--instances") {
+      o.instances = static_cast<int>(number());
     } else if (flag == "--cdf") {
       o.cdf = value;
     } else {
@@ -114,13 +119,16 @@ class system_under_test {
   virtual std::string schema() const = 0;
   /// One INSERT with $1 = key, $2 = payload.
   virtual std::string insert_sql() const = 0;
-  virtual std::unique_ptr<test_support::child_process> start(const std::string& log) = 0;
+  /// Starts its processes (logs: LOG, LOG.2, ...).
+  virtual std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) = 0;
 };
 
 class our_relay final : public system_under_test {
  public:
-  explicit our_relay(std::string topic) : topic_(std::move(topic)) {}
-  std::string name() const override { return "outbox-relay"; }
+  our_relay(std::string topic, int instances) : topic_(std::move(topic)), instances_(instances) {}
+  std::string name() const override {
+    return instances_ == 1 ? "outbox-relay" : fmt::format("outbox-relay x{}", instances_);
+  }
   std::string url() const override { return schema_.url(); }
   std::string schema() const override {
     auto db = schema_.connect();
@@ -133,7 +141,14 @@ class our_relay final : public system_under_test {
         "VALUES ({}, $1, convert_to($2, 'UTF8'), '{{\"event-type\": \"WithdrawalCreated\"}}')",
         db.quote(topic_));
   }
-  std::unique_ptr<test_support::child_process> start(const std::string& log) override {
+  std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) override {
+    std::vector<std::unique_ptr<test_support::child_process>> relays;
+    for (int i = 1; i <= instances_; ++i) relays.push_back(start_one(i == 1 ? log : fmt::format("{}.{}", log, i)));
+    return relays;
+  }
+
+ private:
+  std::unique_ptr<test_support::child_process> start_one(const std::string& log) const {
     return std::make_unique<test_support::child_process>(
         test_support::bin_path("outbox-relay"),
         std::vector<std::string>{"--config", std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"},
@@ -146,6 +161,7 @@ class our_relay final : public system_under_test {
 
  private:
   std::string topic_;
+  int instances_;
   test_support::test_schema schema_;
 };
 
@@ -174,9 +190,11 @@ class peer final : public system_under_test {
   std::string url() const override { return env_.at("DATABASE_URL"); }
   std::string schema() const override { return env_.at("PEER_SCHEMA"); }
   std::string insert_sql() const override { return insert_sql_; }
-  std::unique_ptr<test_support::child_process> start(const std::string& log) override {
-    return std::make_unique<test_support::child_process>("/bin/bash", std::vector<std::string>{script(), "start"}, env_,
-                                                         log);
+  std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) override {
+    std::vector<std::unique_ptr<test_support::child_process>> one;
+    one.push_back(std::make_unique<test_support::child_process>(
+        "/bin/bash", std::vector<std::string>{script(), "start"}, env_, log));
+    return one;
   }
 
  private:
@@ -210,38 +228,68 @@ class peer final : public system_under_test {
   std::string name_;
 };
 
-std::unique_ptr<system_under_test> make_system(const std::string& system, const std::string& topic) {
-  if (system == "relay") return std::make_unique<our_relay>(topic);
-  return std::make_unique<peer>(system, topic);
+std::unique_ptr<system_under_test> make_system(const options& o, const std::string& topic) {
+  if (o.system == "relay") return std::make_unique<our_relay>(topic, o.instances);
+  if (o.instances != 1) throw std::invalid_argument("--instances: only the relay runs as several instances here");
+  return std::make_unique<peer>(o.system, topic);
 }
 
-/// Watches a running system: peak RSS while it runs, its CPU and high-water mark at the end.
-struct process_figures {
-  std::int64_t peak_rss_kib = 0;
-  void sample(int pid) { peak_rss_kib = std::max(peak_rss_kib, bench::proc_status_kib(pid, "VmRSS")); }
-  void report(int pid, std::int64_t rows) {
-    const auto hwm = std::max(peak_rss_kib, bench::proc_status_kib(pid, "VmHWM"));
-    const double cpu = bench::proc_cpu_seconds(pid);
-    fmt::print("# peak RSS {:.1f} MiB, CPU {:.2f} s ({:.1f} s per 1M rows)\n", static_cast<double>(hwm) / 1024, cpu,
-               cpu * 1e6 / static_cast<double>(rows));
-    result("peak_rss_mib", static_cast<double>(hwm) / 1024);
+/// A started system's processes: whether they run, peak RSS while they run (the largest one's),
+/// their CPU together at the end, and a stop.
+class running_system {
+ public:
+  running_system(system_under_test& system, const std::string& log) : name_(system.name()) {
+    processes_ = system.start(log);
+  }
+  running_system(const running_system&) = delete;
+  running_system& operator=(const running_system&) = delete;
+  ~running_system() { stop(); }
+
+  /// Throws with the logs when a process is gone.
+  void require_running(std::string_view during) {
+    for (auto& p : processes_) {
+      if (!p->running()) throw std::runtime_error(fmt::format("{} exited {}:\n{}", name_, during, p->log()));
+    }
+  }
+  bool running() {
+    return std::all_of(processes_.begin(), processes_.end(), [](auto& p) { return p->running(); });
+  }
+  void sample() {
+    for (auto& p : processes_) peak_rss_kib_ = std::max(peak_rss_kib_, bench::proc_status_kib(p->pid(), "VmRSS"));
+  }
+  void report(std::int64_t rows) {
+    double cpu = 0;
+    for (auto& p : processes_) {
+      peak_rss_kib_ = std::max(peak_rss_kib_, bench::proc_status_kib(p->pid(), "VmHWM"));
+      cpu += bench::proc_cpu_seconds(p->pid());
+    }
+    fmt::print("# peak RSS {:.1f} MiB, CPU {:.2f} s ({:.1f} s per 1M rows)\n",
+               static_cast<double>(peak_rss_kib_) / 1024, cpu, cpu * 1e6 / static_cast<double>(rows));
+    result("peak_rss_mib", static_cast<double>(peak_rss_kib_) / 1024);
     result("cpu_s", cpu);
     result("cpu_s_per_1m", cpu * 1e6 / static_cast<double>(rows));
   }
-};
-
-void stop(test_support::child_process& process) {
-  process.signal(SIGTERM);
-  if (!process.wait(60s)) {
-    process.signal(SIGKILL);
-    process.wait(10s);
+  void stop() {
+    for (auto& p : processes_) p->signal(SIGTERM);
+    for (auto& p : processes_) {
+      if (!p->wait(60s)) {
+        p->signal(SIGKILL);
+        p->wait(10s);
+      }
+    }
+    processes_.clear();
   }
-}
+
+ private:
+  std::string name_;
+  std::vector<std::unique_ptr<test_support::child_process>> processes_;
+  std::int64_t peak_rss_kib_ = 0;
+};
 
 int drain(const options& o) {
   const auto topic = test_support::unique_name("bench_peer_drain");
   test_support::create_topic(topic, 6, bench::log_append_time);
-  auto system = make_system(o.system, topic);
+  auto system = make_system(o, topic);
   fmt::print("# system: {}\n", system->name());
   {
     pqxx::connection db(system->url());
@@ -269,18 +317,17 @@ int drain(const options& o) {
   const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("peer_drain"));
   fmt::print("# log: {}\n", log);
   const auto started_us = bench::now_us();
-  auto process = system->start(log);
-  process_figures figures;
+  running_system process(*system, log);
   const auto deadline = steady::now() + 30min;
   while (arrivals.distinct() < static_cast<std::size_t>(o.rows)) {
-    if (!process->running()) throw std::runtime_error(system->name() + " exited during the drain:\n" + process->log());
+    process.require_running("during the drain");
     if (steady::now() > deadline) throw std::runtime_error("the drain did not finish within 30 minutes");
-    figures.sample(process->pid());
+    process.sample();
     std::this_thread::sleep_for(50ms);
   }
   const auto [first_ms, last_ms] = arrivals.appended_ms();
-  figures.report(process->pid(), o.rows);
-  stop(*process);
+  process.report(o.rows);
+  process.stop();
   arrivals.stop();
   // The broker's append times (ms), so that a consumer's late first fetch does not count.
   const double from_start = static_cast<double>(last_ms * 1000 - started_us) / 1e6;
@@ -304,14 +351,13 @@ int drain(const options& o) {
 int latency(const options& o) {
   const auto topic = test_support::unique_name("bench_peer_latency");
   test_support::create_topic(topic, 6);
-  auto system = make_system(o.system, topic);
+  auto system = make_system(o, topic);
   fmt::print("# system: {}\n", system->name());
   const auto insert = system->insert_sql();
   bench::arrival_recorder arrivals(topic, bench::message_id::seq_in_value);
   const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("peer_latency"));
   fmt::print("# log: {}\n", log);
-  auto process = system->start(log);
-  process_figures figures;
+  running_system process(*system, log);
   {
     // Row 0 first: the load starts once the system delivers (a JVM's start-up is not latency).
     pqxx::connection db(system->url());
@@ -319,10 +365,9 @@ int latency(const options& o) {
     pqxx::work tx(db);
     tx.exec_prepared0("insert", key_of(0), payload_of(0));
     tx.commit();
-    if (!test_support::wait_until([&] { return arrivals.distinct() >= 1 || !process->running(); }, 180s, 20ms) ||
-        !process->running()) {
-      throw std::runtime_error(system->name() + " delivered nothing within 180 s:\n" + process->log());
-    }
+    test_support::wait_until([&] { return arrivals.distinct() >= 1 || !process.running(); }, 180s, 20ms);
+    process.require_running("before delivering a first row");
+    if (arrivals.distinct() < 1) throw std::runtime_error(system->name() + " delivered nothing within 180 s");
   }
 
   struct written {
@@ -355,16 +400,16 @@ int latency(const options& o) {
     });
   }
   while (steady::now() < end) {
-    figures.sample(process->pid());
+    process.sample();
     std::this_thread::sleep_for(100ms);
   }
   for (auto& t : writers) t.join();
   const auto written_total = static_cast<std::size_t>(sequence.load()) + 1;  // and row 0
   test_support::wait_until([&] { return arrivals.distinct() >= written_total; }, 60s, 50ms);
   arrivals.stop();
-  if (!process->running()) throw std::runtime_error(system->name() + " exited during the run:\n" + process->log());
-  figures.report(process->pid(), static_cast<std::int64_t>(written_total));
-  stop(*process);
+  process.require_running("during the run");
+  process.report(static_cast<std::int64_t>(written_total));
+  process.stop();
 
   std::vector<std::int64_t> latencies;
   std::size_t measured = 0;

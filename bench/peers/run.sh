@@ -4,14 +4,14 @@
 #
 #   bench/peers/run.sh [BUILD_DIR]        BUILD_DIR defaults to $OUTBOX_BUILD_DIR, else build/
 #
-# Per system (outbox-relay, Debezium, Watermill): a backlog of ROWS rows drained (rows/s from the
+# Per system (outbox-relay, two outbox-relays, Debezium, Watermill): a backlog of ROWS rows drained (rows/s from the
 # first message to the last, and from the process start), then LATENCY_SECONDS of 1,000 rows/s
 # (commit -> consumer p50/p99, after a warm-up), peak RSS and CPU seconds per 1M rows.
 # Writes $BENCH_OUT_DIR/summary.md (the table), drain.tsv (system<TAB>rows/s, for the plot) and
 # latency-<system>.tsv (sorted latencies in ms, for the CDF plot).
 #
 # Environment: ROWS (default 1000000), LATENCY_RATE (1000), LATENCY_SECONDS (30), PEERS (default
-# "relay debezium watermill"). Needs the services with OUTBOX_PG_WAL_LEVEL=logical (Debezium reads
+# "relay relay2 debezium watermill"). Needs the services with OUTBOX_PG_WAL_LEVEL=logical (Debezium reads
 # the WAL; scripts/bench restarts PostgreSQL with it), Maven Central and the Go module proxy for
 # the peers' setup on the first run.
 set -euo pipefail
@@ -26,7 +26,7 @@ build="$(cd "${build_arg}" && pwd)"
 rows="${ROWS:-1000000}"
 rate="${LATENCY_RATE:-1000}"
 seconds="${LATENCY_SECONDS:-30}"
-read -ra peers <<<"${PEERS:-relay debezium watermill}"
+read -ra peers <<<"${PEERS:-relay relay2 debezium watermill}"
 out="${BENCH_OUT_DIR:-$(mktemp -d /tmp/peers-bench.XXXXXX)}"
 mkdir -p "${out}"
 
@@ -39,23 +39,33 @@ wal_level="$(psql "${DATABASE_URL}" -XAtc 'SHOW wal_level')"
 cmake --build "${build}" -j2 --target peer_bench outbox-relay >&2
 bench="${build}/bench-bin/peer_bench"
 
-system_of() { if [[ $1 == relay ]]; then echo relay; else echo "${root}/bench/peers/$1"; fi; }
+# relay2: two relays side by side (they share the 256 lease partitions); the peers run one instance.
+system_args() {
+  case $1 in
+    relay) echo "--system relay" ;;
+    relay2) echo "--system relay --instances 2" ;;
+    *) echo "--system ${root}/bench/peers/$1" ;;
+  esac
+}
 get() { awk -v k="$2" '$1 == "result" && $2 == k { print $3 }' "${out}/$1.out"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 for peer in "${peers[@]}"; do
   echo "== ${peer}: drain of ${rows} rows (load $(load))" >&2
   echo "load_before $(load)" >"${out}/drain-${peer}.out"
-  "${bench}" drain --system "$(system_of "${peer}")" --rows "${rows}" | tee -a "${out}/drain-${peer}.out" >&2
+  # shellcheck disable=SC2046 # system_args is words by design (no spaces in the repository path)
+  "${bench}" drain $(system_args "${peer}") --rows "${rows}" | tee -a "${out}/drain-${peer}.out" >&2
   echo "== ${peer}: ${rate} rows/s for ${seconds} s (load $(load))" >&2
   echo "load_before $(load)" >"${out}/latency-${peer}.out"
-  "${bench}" latency --system "$(system_of "${peer}")" --rate "${rate}" --seconds "${seconds}" \
+  # shellcheck disable=SC2046
+  "${bench}" latency $(system_args "${peer}") --rate "${rate}" --seconds "${seconds}" \
     --cdf "${out}/latency-${peer}.tsv" | tee -a "${out}/latency-${peer}.out" >&2
 done
 
 label() {
   case $1 in
     relay) echo "outbox-relay (ours)" ;;
+    relay2) echo "outbox-relay x2 (ours)" ;;
     debezium) echo "Debezium 3.6.1 outbox router" ;;
     watermill) echo "Watermill forwarder" ;;
     *) echo "$1" ;;
@@ -87,7 +97,9 @@ fmt() { awk -v v="$2" "BEGIN { printf \"$1\", v }"; }
   echo "What each guarantees (as each describes itself, \`peer.sh describe\`):"
   echo
   for peer in "${peers[@]}"; do
-    if [[ ${peer} == relay ]]; then
+    if [[ ${peer} == relay2 ]]; then
+      echo "- **$(label relay2)**: the same, two relays sharing the partitions (the peers cannot add instances)."
+    elif [[ ${peer} == relay ]]; then
       echo "- **$(label relay)**: order per key with N instances (256 lease partitions by key hash, one relay each;"
       echo "  a failed row holds the later rows of its key); acks=all + idempotent producer; at-least-once;"
       echo "  rows deleted after the broker's acknowledgement."
