@@ -84,6 +84,8 @@ service_config parse_config(common::config_reader& reader) {
   config.grpc.enabled = reader.get_bool("grpc.enabled", config.grpc.enabled);
   config.grpc.listen = common::http::parse_listen_address(reader, "grpc.listen", config.grpc.listen);
   config.grpc.port = static_cast<std::uint16_t>(reader.get_int("grpc.port", config.grpc.port, 0, 65535));
+  config.grpc.threads =
+      static_cast<std::size_t>(reader.get_int("grpc.threads", static_cast<std::int64_t>(config.pool_size), 1, 1000));
   if (config.grpc.enabled && config.grpc.port != 0 && config.grpc.port == config.http.port &&
       config.grpc.listen == config.http.bind_address) {
     throw common::config_error("grpc.port", fmt::format("grpc.port {} is also http.port: give gRPC a port of its own "

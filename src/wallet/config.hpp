@@ -40,6 +40,9 @@ struct grpc_config {
   std::string listen = "127.0.0.1";
   /// 0 picks a free port (logged as "listening on grpc://<addr>:<port>").
   std::uint16_t port = 9090;
+  /// Handler threads (grpc.threads; default database.pool_size): each runs a call's database work
+  /// inline, as the HTTP server's threads do.
+  std::size_t threads = 16;
   /// Largest request message; larger ones are refused with RESOURCE_EXHAUSTED.
   std::size_t max_receive_bytes = 16 * 1024;
 };

@@ -1,5 +1,6 @@
 #include "wallet/grpc_api.hpp"
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -13,6 +14,7 @@
 
 #include "common/metrics.hpp"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "wallet/grpc_unary.hpp"
 #include "wallet/v1/wallet.grpc.pb.h"
 
 namespace wallet {
@@ -77,7 +79,8 @@ v1::WithdrawalStatus status_enum(const std::string& status) {
   return v1::WITHDRAWAL_STATUS_UNSPECIFIED;
 }
 
-// Counts and times each call, whatever its outcome.
+// Counts and times each call, whatever its outcome. The children of each method are looked up
+// once (Family::Add hashes the labels under a lock) and kept.
 class call_metrics {
  public:
   explicit call_metrics(prometheus::Registry& registry)
@@ -90,34 +93,71 @@ class call_metrics {
                        .Help("Time from a received gRPC call to its answer, by method")
                        .Register(registry)) {}
 
-  template <class F>
-  grpc::Status measure(const char* method, F&& work) {
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status status;
-    try {
-      status = work();
-    } catch (const std::exception& e) {
-      spdlog::error("gRPC {} failed: {}", method, e.what());
-      status = grpc::Status(grpc::StatusCode::INTERNAL, "internal: internal error; see the service log");
+  /// The children of one method, created on first use.
+  class method {
+   public:
+    method(call_metrics& owner, const char* name) : owner_(owner), name_(name) {}
+
+    template <class F>
+    grpc::Status measure(F&& work) {
+      const auto start = std::chrono::steady_clock::now();
+      grpc::Status status;
+      try {
+        status = work();
+      } catch (const std::exception& e) {
+        spdlog::error("gRPC {} failed: {}", name_, e.what());
+        status = grpc::Status(grpc::StatusCode::INTERNAL, "internal: internal error; see the service log");
+      }
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      requests(status.error_code()).Increment();
+      duration().Observe(elapsed.count());
+      return status;
     }
-    const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-    requests_.Add({{"method", method}, {"code", code_name(status.error_code())}}).Increment();
-    durations_.Add({{"method", method}}, common::latency_buckets()).Observe(elapsed.count());
-    return status;
-  }
+
+   private:
+    prometheus::Counter& requests(grpc::StatusCode code) {
+      const auto index = static_cast<std::size_t>(code) < requests_.size() ? static_cast<std::size_t>(code) : 2;
+      auto* counter = requests_[index].load(std::memory_order_acquire);
+      if (counter == nullptr) {  // Add returns the same child to every thread that races here
+        counter = &owner_.requests_.Add({{"method", name_}, {"code", code_name(code)}});
+        requests_[index].store(counter, std::memory_order_release);
+      }
+      return *counter;
+    }
+    prometheus::Histogram& duration() {
+      auto* histogram = duration_.load(std::memory_order_acquire);
+      if (histogram == nullptr) {
+        histogram = &owner_.durations_.Add({{"method", name_}}, common::latency_buckets());
+        duration_.store(histogram, std::memory_order_release);
+      }
+      return *histogram;
+    }
+
+    call_metrics& owner_;
+    const char* name_;
+    std::array<std::atomic<prometheus::Counter*>, 17> requests_{};  // by grpc::StatusCode, UNKNOWN for others
+    std::atomic<prometheus::Histogram*> duration_{nullptr};
+  };
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& durations_;
 };
 
-class wallet_service final : public v1::WalletService::Service {
+// wallet.v1.WalletService's decisions: each method turns its request into operations' inputs and
+// the outcome into the response and status. Called on the handler threads of grpc_unary.
+class wallet_service {
  public:
-  wallet_service(operations& operations, call_metrics& metrics) : operations_(operations), metrics_(metrics) {}
+  wallet_service(operations& operations, call_metrics& metrics)
+      : operations_(operations),
+        create_withdrawal_(metrics, "CreateWithdrawal"),
+        get_withdrawal_(metrics, "GetWithdrawal"),
+        get_account_(metrics, "GetAccount"),
+        deposit_(metrics, "Deposit") {}
 
   grpc::Status CreateWithdrawal(grpc::ServerContext* context, const v1::CreateWithdrawalRequest* request,
-                                v1::CreateWithdrawalResponse* response) override {
-    return metrics_.measure("CreateWithdrawal", [&] {
+                                v1::CreateWithdrawalResponse* response) {
+    return create_withdrawal_.measure([&] {
       return authenticated(*context, [&](const principal& caller) {
         static constexpr std::string_view needs = "CreateWithdrawal needs user_id, to_address, amount, chain";
         parsed<withdrawal_fields> fields =
@@ -141,8 +181,8 @@ class wallet_service final : public v1::WalletService::Service {
   }
 
   grpc::Status GetWithdrawal(grpc::ServerContext* context, const v1::GetWithdrawalRequest* request,
-                             v1::GetWithdrawalResponse* response) override {
-    return metrics_.measure("GetWithdrawal", [&] {
+                             v1::GetWithdrawalResponse* response) {
+    return get_withdrawal_.measure([&] {
       return authenticated(*context, [&](const principal& caller) {
         const auto result = operations_.get_withdrawal(caller, request->withdrawal_id());
         if (const auto* refused = std::get_if<api_error>(&result)) return status_of(*refused);
@@ -167,8 +207,8 @@ class wallet_service final : public v1::WalletService::Service {
   }
 
   grpc::Status GetAccount(grpc::ServerContext* context, const v1::GetAccountRequest* request,
-                          v1::GetAccountResponse* response) override {
-    return metrics_.measure("GetAccount", [&] {
+                          v1::GetAccountResponse* response) {
+    return get_account_.measure([&] {
       return authenticated(*context, [&](const principal& caller) {
         const auto result = operations_.get_account(caller, request->user_id());
         if (const auto* refused = std::get_if<api_error>(&result)) return status_of(*refused);
@@ -183,8 +223,8 @@ class wallet_service final : public v1::WalletService::Service {
   }
 
   grpc::Status Deposit(grpc::ServerContext* context, const v1::DepositRequest* request,
-                       v1::DepositResponse* response) override {
-    return metrics_.measure("Deposit", [&] {
+                       v1::DepositResponse* response) {
+    return deposit_.measure([&] {
       return authenticated(*context, [&](const principal& caller) {
         parsed<std::string> amount = request->amount();
         if (auto e = missing("amount", request->amount().empty(), "Deposit needs user_id and amount")) amount = *e;
@@ -212,17 +252,20 @@ class wallet_service final : public v1::WalletService::Service {
   }
 
   operations& operations_;
-  call_metrics& metrics_;
+  call_metrics::method create_withdrawal_;
+  call_metrics::method get_withdrawal_;
+  call_metrics::method get_account_;
+  call_metrics::method deposit_;
 };
 
 // grpc.health.v1.Health over the same probe as /healthz: "" (the server) and
 // "wallet.v1.WalletService" are known; both are SERVING exactly while the database answers.
 class health_service final : public grpc::health::v1::Health::Service {
  public:
-  health_service(health_probe& probe, call_metrics& metrics) : probe_(probe), metrics_(metrics) {}
+  health_service(health_probe& probe, call_metrics& metrics) : probe_(probe), check_(metrics, "Check") {}
 
   grpc::Status Check(grpc::ServerContext*, const HealthCheckRequest* request, HealthCheckResponse* response) override {
-    return metrics_.measure("Check", [&] {
+    return check_.measure([&] {
       if (!known(request->service())) {
         return grpc::Status(grpc::StatusCode::NOT_FOUND, fmt::format("not_found: no service \"{}\"; ask for \"\" or "
                                                                      "\"wallet.v1.WalletService\"",
@@ -268,7 +311,7 @@ class health_service final : public grpc::health::v1::Health::Service {
   }
 
   health_probe& probe_;
-  call_metrics& metrics_;
+  call_metrics::method check_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -285,10 +328,27 @@ struct grpc_api::impl {
   impl(grpc_config c, operations& ops, health_probe& probe, prometheus::Registry& registry)
       : config(std::move(c)), metrics(registry), wallet(ops, metrics), health(probe, metrics) {}
 
+  // Each method of wallet.v1.WalletService, answered on the handler threads by `wallet`.
+  template <class Request, class Response, class Requester>
+  void serve(Requester requester, grpc::Status (wallet_service::*handle)(grpc::ServerContext*, const Request*, Response*)) {
+    unary->serve(grpc_unary::method<Request, Response>{
+                     [this, requester](grpc::ServerContext* context, Request* request,
+                                       grpc::ServerAsyncResponseWriter<Response>* writer,
+                                       grpc::ServerCompletionQueue* queue, void* tag) {
+                       (async.*requester)(context, request, writer, queue, queue, tag);
+                     },
+                     [this, handle](grpc::ServerContext& context, const Request& request, Response& response) {
+                       return (wallet.*handle)(&context, &request, &response);
+                     }},
+                 config.threads);
+  }
+
   grpc_config config;
   call_metrics metrics;
   wallet_service wallet;
   health_service health;
+  v1::WalletService::AsyncService async;
+  std::unique_ptr<grpc_unary::server> unary;  // its queue outlives `server`
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -306,16 +366,24 @@ void grpc_api::start() {
   // A second wallet-service on the same port must fail to start, not share its calls.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(impl_->config.max_receive_bytes));
-  builder.RegisterService(&impl_->wallet);
-  builder.RegisterService(&impl_->health);
+  builder.RegisterService(&impl_->async);
+  builder.RegisterService(&impl_->health);  // synchronous: Watch streams block a thread of gRPC's own
+  impl_->unary = std::make_unique<grpc_unary::server>(builder);
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->port == 0) {
     impl_->server.reset();
+    impl_->unary.reset();
     throw std::runtime_error(
         fmt::format("gRPC: cannot listen on {}: is the port taken? (grpc.listen / grpc.port, "
                     "or grpc.enabled = false)",
                     address));
   }
+  using service = v1::WalletService::AsyncService;
+  impl_->serve(&service::RequestCreateWithdrawal, &wallet_service::CreateWithdrawal);
+  impl_->serve(&service::RequestGetWithdrawal, &wallet_service::GetWithdrawal);
+  impl_->serve(&service::RequestGetAccount, &wallet_service::GetAccount);
+  impl_->serve(&service::RequestDeposit, &wallet_service::Deposit);
+  impl_->unary->start(impl_->config.threads);
   spdlog::info("listening on grpc://{}", host_port(impl_->config.listen, static_cast<std::uint16_t>(impl_->port)));
 }
 
@@ -324,9 +392,13 @@ std::uint16_t grpc_api::port() const noexcept { return static_cast<std::uint16_t
 void grpc_api::stop(std::chrono::milliseconds timeout) {
   if (!impl_->server) return;
   impl_->health.stop();
+  // Refuses new calls, waits for the calls in flight until the deadline, then cancels them; the
+  // handler threads keep answering meanwhile.
   impl_->server->Shutdown(std::chrono::system_clock::now() + timeout);
+  impl_->unary->stop();
   impl_->server->Wait();
   impl_->server.reset();
+  impl_->unary.reset();
 }
 
 }  // namespace wallet

@@ -8,8 +8,9 @@
 // `idempotent-replayed: true`. Metrics: wallet_grpc_requests_total{method,code},
 // wallet_grpc_request_duration_seconds{method}.
 //
-// Thread-safety: start() and stop() from one thread; calls are served on gRPC's own threads (the
-// synchronous server: a call blocks one thread while it waits for the database).
+// Thread-safety: start() and stop() from one thread. WalletService calls are answered on
+// grpc.threads handler threads of our own (grpc_unary.hpp: a call blocks one of them while it waits
+// for the database, as an HTTP request blocks an HTTP thread); health and reflection on gRPC's.
 
 #include <chrono>
 #include <cstdint>

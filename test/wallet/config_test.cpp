@@ -75,6 +75,7 @@ TEST_CASE("defaults: loopback, deposits off, threads follow the pool", "[wallet]
   CHECK(config.grpc.listen == "127.0.0.1");
   CHECK(config.grpc.port == 9090);
   CHECK(config.grpc.max_receive_bytes == 16 * 1024);
+  CHECK(config.grpc.threads == 7);
   CHECK(config.pool_size == 7);
   // Without max_amount, the limit is what numeric(78, 18) holds: 60 integer digits.
   CHECK(config.chains.at("eth").max_amount == std::numeric_limits<chain::uint256>::max());
@@ -88,10 +89,12 @@ TEST_CASE("environment overrides and aliases", "[wallet][config]") {
                                                {"WALLET_CHAINS_ETH_MAX_AMOUNT", "2.5"},
                                                {"WALLET_GRPC_LISTEN", "::1"},
                                                {"WALLET_GRPC_PORT", "0"},
+                                               {"WALLET_GRPC_THREADS", "3"},
                                                {"WALLET_API_REQUIRE_IDEMPOTENCY_KEY", "true"},
                                                {"WALLET_AUTH_DISABLED", "true"}});
   CHECK(config.grpc.listen == "::1");
   CHECK(config.grpc.port == 0);
+  CHECK(config.grpc.threads == 3);
   CHECK(config.require_idempotency_key);
   CHECK(config.auth_disabled);
   CHECK(config.http.port == 0);
@@ -117,6 +120,7 @@ TEST_CASE("configuration errors name the key", "[wallet][config]") {
   CHECK(config_error_key("[chains.eth]\n[grpc]\nlisten = \"localhost\"\n") == "grpc.listen");
   CHECK(config_error_key("[chains.eth]\n[grpc]\nport = 65536\n") == "grpc.port");
   CHECK(config_error_key("[chains.eth]\n[grpc]\nport = 8080\n") == "grpc.port");  // http.port's
+  CHECK(config_error_key("[chains.eth]\n[grpc]\nthreads = 0\n") == "grpc.threads");
   CHECK(config_error_key("[chains.eth]\n", {{"WALLET_GRPC_ENABLED", "maybe"}}) == "WALLET_GRPC_ENABLED");
   CHECK(config_error_key("[chains.eth]\n[auth]\ndisabled = \"yes\"\n") == "auth.disabled");
   CHECK(config_error_key("[chains.eth]\n[api]\nrequire_idempotency_key = 1\n") == "api.require_idempotency_key");
