@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# wallet-service benchmark: withdrawals/s and p50/p99 latency through the HTTP API (wrk) and the
-# gRPC API (ghz, CreateWithdrawal) at 8, 32 and 64 concurrent clients, beside pgbench running the
+# wallet-service benchmark: withdrawals/s and p50/p99 latency through the HTTP API and the gRPC API
+# (CreateWithdrawal), both driven the same way by one load client (bench/wallet/wallet_load.cpp),
+# at 8, 32 and 64 concurrent clients, beside pgbench running the
 # same SQL transaction (withdraw.sql) at the same client counts, against the same database, in the
 # same run. Targets: gRPC >= HTTP at every client count; both >= 0.8 x pgbench at 8 clients.
 # Prints a markdown table and writes it into bench/README.md under "## wallet-service" (that
@@ -10,9 +11,10 @@
 #
 # Environment: BENCH_SECONDS (per measurement, default 20), BENCH_CLIENTS (default "8 32 64"),
 # BENCH_USERS (accounts the load spreads over, default 10000), NO_README=1 (print only),
-# BENCH_MACHINE_NOTE (what else ran on the machine, printed with the load averages).
-# Needs the services (`scripts/services up`), wrk (installed with apt-get when missing) and ghz
-# (built with `go install` into .local/bin when missing).
+# BENCH_MACHINE_NOTE (what else ran on the machine, printed with the load averages),
+# BENCH_LOAD_THREADS (the load client's threads, default 1).
+# Needs the services (`scripts/services up`) and a build with the benchmarks (OUTBOX_BUILD_TESTS=ON,
+# as the ci and release presets): wallet_load is built with wallet-service.
 # Everything runs in a schema of its own, dropped at the end.
 set -euo pipefail
 
@@ -27,32 +29,21 @@ build="$(cd "${build_arg}" && pwd)"
 seconds="${BENCH_SECONDS:-20}"
 read -ra client_counts <<<"${BENCH_CLIENTS:-8 32 64}"
 users="${BENCH_USERS:-10000}"
+load_threads="${BENCH_LOAD_THREADS:-1}"
 readme="${root}/bench/README.md"
 out="${BENCH_OUT_DIR:-$(mktemp -d /tmp/wallet-bench.XXXXXX)}"
 mkdir -p "${out}"
 
 log() { printf '[bench/wallet] %s\n' "$*" >&2; }
 
-if ! command -v wrk >/dev/null 2>&1; then
-  log "installing wrk (Debian package)"
-  if [[ ${EUID} -eq 0 ]]; then apt-get install -y wrk >&2; else sudo apt-get install -y wrk >&2; fi
-fi
 command -v pgbench >/dev/null || { log "pgbench is missing (Debian postgresql-client)"; exit 1; }
-readonly GHZ_VERSION="v0.93.0"
-ghz="${root}/.local/bin/ghz"
-if [[ ! -x ${ghz} || "$(cat "${ghz}.version" 2>/dev/null)" != "${GHZ_VERSION}" ]]; then
-  command -v go >/dev/null || { log "ghz is missing and there is no Go toolchain to build it"; exit 1; }
-  log "installing ghz ${GHZ_VERSION} (go install from the Go module proxy)"
-  mkdir -p "${root}/.local/bin"
-  GOBIN="${root}/.local/bin" GOTOOLCHAIN=local go install "github.com/bojand/ghz/cmd/ghz@${GHZ_VERSION}" >&2
-  printf '%s\n' "${GHZ_VERSION}" >"${ghz}.version"
-fi
 
 # The services of this checkout, or of the one OUTBOX_SERVICES_SCRIPT names (a worktree shares them).
 services="${OUTBOX_SERVICES_SCRIPT:-${root}/scripts/services}"
 eval "$("${services}" env)"
 "${services}" up postgres >&2
-cmake --build "${build}" -j2 --target wallet-service >&2
+cmake --build "${build}" -j2 --target wallet-service wallet_load >&2
+load_client="${build}/bench-bin/wallet_load"
 
 schema="wallet_bench_$$"
 sep='?'
@@ -97,13 +88,6 @@ for _ in $(seq 1 100); do
 done
 pool_size="$(curl -fsS "http://127.0.0.1:${port}/metrics" | awk '$1 == "wallet_db_pool_size" { print $2 }')"
 
-# wrk prints "1.23ms", "850.00us", "1.02s": to milliseconds.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0
-    if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
-    printf "%.2f", n }'
-}
 # Percentile (ms) of pgbench's per-transaction log (4th field: latency in us).
 pg_percentile() {
   local p=$1
@@ -112,23 +96,28 @@ pg_percentile() {
     { v[NR] = $1 } END { if (NR == 0) { print "?"; exit } i = int(NR * p / 100 + 0.5); if (i < 1) i = 1; printf "%.2f", v[i] / 1000 }'
 }
 
-# ghz: CreateWithdrawal with the request wrk sends (user_id as a string: ghz reads the data as JSON
-# before it fills the template; protobuf JSON takes int64 as strings), a fresh idempotency_key per call; CLIENTS
-# workers over min(CLIENTS, 4) HTTP/2 connections (gRPC clients multiplex; one connection would
-# serialise the reads on one server thread). Writes ghz's JSON report to FILE.
-run_ghz() { # CLIENTS DURATION FILE
-  "${ghz}" --insecure --proto "${root}/proto/wallet/v1/wallet.proto" --import-paths "${root}/proto" \
-    --call wallet.v1.WalletService.CreateWithdrawal -c "$1" --connections "$(($1 < 4 ? $1 : 4))" -z "$2" -t 10s \
-    -d "{\"user_id\": \"{{randomInt 1 ${users}}}\", \"to_address\": \"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed\",
-         \"amount\": \"0.000001\", \"chain\": \"eth\", \"idempotency_key\": \"{{newUUID}}\"}" \
-    -O json "127.0.0.1:${grpc_port}" >"$3"
+# wallet_load: API CLIENTS SECONDS WARMUP FILE. The same withdrawals through either API: CLIENTS
+# closed-loop clients, one call outstanding each, a fresh idempotency key per call, users drawn from
+# 1..BENCH_USERS; HTTP over one keep-alive connection per client, gRPC over min(CLIENTS, 4) HTTP/2
+# connections (gRPC clients multiplex; one connection would serialise the reads on one server
+# thread). It exits non-zero on any answer but a created withdrawal, which fails the run.
+run_load() {
+  local port="${port}"
+  [[ $1 == grpc ]] && port="${grpc_port}"
+  if ! "${load_client}" --api "$1" --port "${port}" --clients "$2" --seconds "$3" --warmup "$4" --users "${users}" \
+    --threads "${load_threads}" --connections 4 >"$5" 2>&1; then
+    log "$1 run at $2 clients had failures: see $5"
+    cat "$5" >&2
+    exit 1
+  fi
 }
+# A result line of wallet_load's output: result_of NAME FILE.
+result_of() { awk -v name="$1" '$1 == "result" && $2 == name { print $3 }' "$2"; }
 
 # Warm-up, not measured: the pool opens its connections and prepares its statements lazily.
 log "warm-up: 5 s of HTTP and 5 s of gRPC load"
-BENCH_USERS="${users}" BENCH_RUN_ID="warmup$$" wrk -t2 -c"${client_counts[-1]}" -d5s -s "${here}/withdraw.lua" \
-  "http://127.0.0.1:${port}/v1/withdrawals" >"${out}/wrk-warmup.txt"
-run_ghz "${client_counts[-1]}" 5s "${out}/ghz-warmup.json"
+run_load http "${client_counts[-1]}" 5 0 "${out}/http-warmup.txt"
+run_load grpc "${client_counts[-1]}" 5 0 "${out}/grpc-warmup.txt"
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 rows=()
@@ -136,41 +125,17 @@ for clients in "${client_counts[@]}"; do
   threads=2
   ((clients < threads)) && threads=${clients}
   row_load="$(cut -d' ' -f1-3 /proc/loadavg)"
-  log "${clients} clients: HTTP API (wrk, ${seconds}s), load average ${row_load}"
-  BENCH_USERS="${users}" BENCH_RUN_ID="run$$c${clients}" \
-    wrk -t"${threads}" -c"${clients}" -d"${seconds}s" --timeout 10s --latency -s "${here}/withdraw.lua" \
-    "http://127.0.0.1:${port}/v1/withdrawals" >"${out}/wrk-${clients}.txt"
-  api_rps="$(awk '/^Requests\/sec:/ { print $2 }' "${out}/wrk-${clients}.txt")"
-  api_p50="$(to_ms "$(awk '$1 == "50%" { print $2 }' "${out}/wrk-${clients}.txt")")"
-  api_p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' "${out}/wrk-${clients}.txt")")"
-  non2xx="$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "${out}/wrk-${clients}.txt")"
-  errors="$(awk '/Socket errors:/ { print }' "${out}/wrk-${clients}.txt")"
-  if [[ -n ${non2xx} || -n ${errors} ]]; then
-    log "API run at ${clients} clients had failures (${non2xx:-0} non-2xx; ${errors:-no socket errors}): see ${out}"
-    cat "${out}/wrk-${clients}.txt" >&2
-    exit 1
-  fi
+  log "${clients} clients: HTTP API (${seconds}s after 2 s unmeasured), load average ${row_load}"
+  run_load http "${clients}" "${seconds}" 2 "${out}/http-${clients}.txt"
+  api_rps="$(result_of ok_per_s "${out}/http-${clients}.txt")"
+  api_p50="$(result_of p50_ms "${out}/http-${clients}.txt")"
+  api_p99="$(result_of p99_ms "${out}/http-${clients}.txt")"
 
-  log "${clients} clients: gRPC (ghz, ${seconds}s)"
-  run_ghz "${clients}" "${seconds}s" "${out}/ghz-${clients}.json"
-  # OK answers per second of the run (ghz's own rps also counts the calls it cut at the end).
-  grpc_rps="$(jq -r '(.statusCodeDistribution.OK // 0) / (.total / 1e9)' "${out}/ghz-${clients}.json")"
-  grpc_p50="$(jq -r '[.latencyDistribution[] | select(.percentage == 50) | .latency][0] / 1e6 | . * 100 | round / 100' \
-    "${out}/ghz-${clients}.json")"
-  grpc_p99="$(jq -r '[.latencyDistribution[] | select(.percentage == 99) | .latency][0] / 1e6 | . * 100 | round / 100' \
-    "${out}/ghz-${clients}.json")"
-  # When the duration ends ghz closes its connections under the calls still in flight (at most one
-  # per worker): "transport is closing" (Unavailable) or "the client connection is closing"
-  # (Canceled). Anything else that is not OK fails the run.
-  grpc_failed="$(jq -r --argjson workers "${clients}" '
-    ([.errorDistribution // {} | to_entries[] | select(.key | test("transport is closing|client connection is closing")) | .value] | add // 0) as $cut
-    | ([.statusCodeDistribution // {} | to_entries[] | select(.key != "OK") | .value] | add // 0) as $bad
-    | if $cut <= $workers then $bad - $cut else $bad end' "${out}/ghz-${clients}.json")"
-  if [[ ${grpc_failed} != 0 ]]; then
-    log "gRPC run at ${clients} clients had ${grpc_failed} non-OK answers: see ${out}/ghz-${clients}.json"
-    jq '.statusCodeDistribution, .errorDistribution' "${out}/ghz-${clients}.json" >&2
-    exit 1
-  fi
+  log "${clients} clients: gRPC (${seconds}s after 2 s unmeasured)"
+  run_load grpc "${clients}" "${seconds}" 2 "${out}/grpc-${clients}.txt"
+  grpc_rps="$(result_of ok_per_s "${out}/grpc-${clients}.txt")"
+  grpc_p50="$(result_of p50_ms "${out}/grpc-${clients}.txt")"
+  grpc_p99="$(result_of p99_ms "${out}/grpc-${clients}.txt")"
 
   log "${clients} clients: pgbench (same transaction, ${seconds}s)"
   rm -rf "${out}/pgbench-log-${clients}"
@@ -207,8 +172,6 @@ pg_version="$(psql "${DATABASE_URL}" -XAtc 'SHOW server_version' | cut -d' ' -f1
 os="$(. /etc/os-release && echo "${PRETTY_NAME}")"
 cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)"
 mem_gib="$(awk '/MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)"
-# `wrk -v` prints its version and exits 1.
-wrk_version="$( (wrk -v 2>&1 || true) | head -n1 | awk '{ sub(/^debian\//, "", $2); print $2 }')"
 
 cat >"${out}/summary.md" <<EOF
 ## wallet-service
@@ -220,24 +183,24 @@ the service, and ${BENCH_MACHINE_NOTE:-the machine was shared with other builds}
 before, ${load_after} after): compare the columns, do not plan capacity from them.
 
 After a 5 s warm-up of each API (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through
-the HTTP API with wrk ${wrk_version} (keep-alive, one connection per client, one Idempotency-Key per
-request, users drawn from ${users} accounts), then ${seconds} s of the same withdrawals through gRPC
-\`wallet.v1.WalletService/CreateWithdrawal\` with ghz ${GHZ_VERSION} (as many concurrent workers as clients
-over at most 4 HTTP/2 connections, a fresh idempotency_key per call), then ${seconds} s of pgbench running
-\`bench/wallet/withdraw.sql\` — the same transaction, statement for statement, prepared — with as many
-clients against the same schema. wallet-service ran with \`conf/wallet.toml\` (pool of ${pool_size}
-connections, as many HTTP threads; gRPC's synchronous server grows its own threads), so at 32 and 64
-clients its requests queue for the pool while pgbench opens one connection per client. Latency: wrk's
-and ghz's from request sent to answer read; pgbench's per transaction. Targets: gRPC withdrawals/s ≥
-HTTP's at every client count, and both ≥ 0.8 × pgbench tps at 8 clients (on a quiet machine). ghz is a
-Go program and takes more CPU per call than wrk, on the same 2 cores as the service and the database.
+the HTTP API, then ${seconds} s of the same withdrawals through gRPC \`wallet.v1.WalletService/CreateWithdrawal\`,
+both driven by \`bench/wallet/wallet_load\` (C++, ${load_threads} client thread(s)) the same way: as many
+closed-loop clients as the row says, one call outstanding each, a fresh idempotency key per call, users
+drawn from ${users} accounts, 2 s unmeasured before each measurement; HTTP over one keep-alive
+connection per client, gRPC over at most 4 HTTP/2 connections (async stub). Then ${seconds} s of pgbench
+running \`bench/wallet/withdraw.sql\` — the same transaction, statement for statement, prepared — with as
+many clients against the same schema. wallet-service ran with \`conf/wallet.toml\` (pool of ${pool_size}
+connections, as many HTTP threads and gRPC handler threads), so at 32 and 64 clients its requests queue
+for the pool while pgbench opens one connection per client. Latency: the load client's from request
+sent to answer read; pgbench's per transaction. Targets: gRPC withdrawals/s ≥ HTTP's at every client
+count, and both ≥ 0.8 × pgbench tps at 8 clients (on a quiet machine).
 
 | clients | HTTP w/s | HTTP p50 ms | HTTP p99 ms | gRPC w/s | gRPC p50 ms | gRPC p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | gRPC / HTTP (≥ 1) | HTTP / pgbench | gRPC / pgbench | load avg before the row |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 After the run the schema is checked: one outbox row per withdrawal, and the accounts were debited
-exactly the sum of the withdrawals. Raw wrk, ghz and pgbench output went to \`${out}\` (not committed).
+exactly the sum of the withdrawals. Raw load-client and pgbench output went to \`${out}\` (not committed).
 EOF
 cat "${out}/summary.md"
 readme_section "${readme}" "${out}/summary.md"
