@@ -56,7 +56,7 @@ block_scanner::block_scanner(const chain::address& account, std::uint64_t confir
 std::optional<transaction_receipt> block_scanner::find(const std::string& tx_hash) const {
   const auto it = receipts_.find(tx_hash);
   if (it == receipts_.end()) return std::nullopt;
-  return it->second;
+  return it->second.receipt;
 }
 
 void block_scanner::forget(const std::string& tx_hash) { receipts_.erase(tx_hash); }
@@ -66,19 +66,21 @@ void block_scanner::reset() noexcept {
   receipts_.clear();
 }
 
+void block_scanner::drop_receipts(std::uint64_t first, std::uint64_t last) {
+  std::erase_if(receipts_, [&](const auto& entry) { return entry.second.block >= first && entry.second.block <= last; });
+}
+
 void block_scanner::drop_last() {
   const auto last = std::prev(blocks_.end());
-  for (const auto& hash : last->second.ours) receipts_.erase(hash);
+  drop_receipts(last->first, last->first);
   blocks_.erase(last);
 }
 
 void block_scanner::evict(std::uint64_t head) {
   const std::uint64_t keep = confirmations_ + retained_beyond_confirmations;
-  if (head < keep) return;
-  while (!blocks_.empty() && blocks_.begin()->first < head - keep) {
-    for (const auto& hash : blocks_.begin()->second.ours) receipts_.erase(hash);
-    blocks_.erase(blocks_.begin());
-  }
+  if (head < keep || blocks_.empty() || blocks_.begin()->first >= head - keep) return;
+  drop_receipts(0, head - keep - 1);
+  blocks_.erase(blocks_.begin(), blocks_.lower_bound(head - keep));
 }
 
 void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
@@ -116,10 +118,10 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
     if (have_last) {
       const json& header = results[at++];
       const bool same =
-          header.is_object() && hash_field(header, "hash", "eth_getBlockByNumber") == blocks_.rbegin()->second.hash;
+          header.is_object() && hash_field(header, "hash", "eth_getBlockByNumber") == blocks_.rbegin()->second;
       if (!same) {
         spdlog::warn("block {} {} is no longer on the chain (reorg): its receipts are checked again",
-                     blocks_.rbegin()->first, blocks_.rbegin()->second.hash);
+                     blocks_.rbegin()->first, blocks_.rbegin()->second);
         drop_last();
         continue;  // check the block below, then rescan from there
       }
@@ -131,12 +133,11 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
       const std::string hash = hash_field(header, "hash", "eth_getBlockByNumber");
       if (!blocks_.empty() &&
           (blocks_.rbegin()->first + 1 != n ||
-           hash_field(header, "parentHash", "eth_getBlockByNumber") != blocks_.rbegin()->second.hash)) {
+           hash_field(header, "parentHash", "eth_getBlockByNumber") != blocks_.rbegin()->second)) {
         return;  // the chain moved between our calls: the next advance checks the last block again
       }
       const auto transactions = header.find("transactions");
       if (transactions == header.end() || !transactions->is_array() || transactions->size() != receipts.size()) return;
-      block scanned{hash, {}};
       std::vector<std::pair<std::string, transaction_receipt>> ours;
       for (const auto& item : receipts) {
         if (!item.is_object()) throw rpc_unavailable("eth_getBlockReceipts returned " + item.dump());
@@ -148,11 +149,8 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
         if (!receipt) return;
         ours.emplace_back(hash_field(item, "transactionHash", "eth_getBlockReceipts"), std::move(*receipt));
       }
-      for (auto& [tx_hash, receipt] : ours) {
-        scanned.ours.push_back(tx_hash);
-        receipts_[tx_hash] = std::move(receipt);
-      }
-      blocks_.emplace(n, std::move(scanned));
+      for (auto& [tx_hash, receipt] : ours) receipts_.insert_or_assign(std::move(tx_hash), held_receipt{n, std::move(receipt)});
+      blocks_.emplace(n, hash);
       ++taken;
     }
     if (to >= head || from > head) break;

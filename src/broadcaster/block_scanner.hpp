@@ -18,6 +18,9 @@
 // found here may still be mined below the first block scanned, so the caller asks the node for it.
 // Receipts stay until forget() (their withdrawal is final) or until their block is 4096 blocks
 // below the window of confirmations.
+// Memory: the number and hash of each block of that window (at most confirmations + 4097 blocks,
+// whatever they hold) and one receipt per transaction of ours not yet forgotten; nothing stays
+// per forgotten transaction.
 //
 // A node without eth_getBlockReceipts (JSON-RPC "method not found") turns the scanner off for
 // the life of the process: supported() becomes false, logged once, and the caller asks per
@@ -26,12 +29,12 @@
 // Throws rpc_unavailable / rpc_error from the node (the scan keeps what it had; call again).
 // Not thread-safe (uses the caller's eth_rpc).
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <vector>
 
 #include "broadcaster/eth_rpc.hpp"
 #include "chain/address.hpp"
@@ -56,20 +59,26 @@ class block_scanner {
   /// Forgets everything: the next advance starts again below the head as the first one did.
   void reset() noexcept;
 
+  /// What the scanner holds (see "Memory" above): receipts not yet forgotten, blocks in the window.
+  std::size_t receipts_held() const noexcept { return receipts_.size(); }
+  std::size_t blocks_held() const noexcept { return blocks_.size(); }
+
  private:
-  struct block {
-    std::string hash;
-    std::vector<std::string> ours;  // hashes of the account's transactions in it
+  struct held_receipt {
+    std::uint64_t block;  // the number of the scanned block it came with
+    transaction_receipt receipt;
   };
 
   void drop_last();
   void evict(std::uint64_t head);
+  /// Drops the receipts that came with the blocks numbered first..last.
+  void drop_receipts(std::uint64_t first, std::uint64_t last);
 
   const std::string account_;  // lower-case hex
   const std::uint64_t confirmations_;
   bool supported_ = true;
-  std::map<std::uint64_t, block> blocks_;
-  std::unordered_map<std::string, transaction_receipt> receipts_;
+  std::map<std::uint64_t, std::string> blocks_;             // number → hash
+  std::unordered_map<std::string, held_receipt> receipts_;  // by transaction hash
 };
 
 }  // namespace broadcaster

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "broadcaster/block_scanner.hpp"
@@ -338,4 +339,42 @@ TEST_CASE(
   CHECK_FALSE(scanner.supported());
   scanner.advance(rpc, 4);  // off for good: nothing asked
   CHECK(counted["eth_getBlockReceipts"] == 4);
+}
+
+TEST_CASE("block scanner: what it holds stays bounded however many transactions it has seen", "[rpc][scanner]") {
+  // One transaction of ours per block, its receipt forgotten once read (its withdrawal final), as
+  // the tracker does: nothing per forgotten transaction may stay, and blocks leave the window.
+  fake_node node;
+  broadcaster::eth_rpc rpc(node.url(), 2s);
+  const auto account = *chain::address::parse("0x00000000000000000000000000000000000000aa");
+  const std::string block_hash = "0x" + std::string(64, '1');  // parent hash = own hash: the chain links up
+  const auto tx_hash = [](std::uint64_t n) { return fmt::format("0x{:064x}", n + 1); };
+  const auto block_n = [&](std::uint64_t n) {
+    node.on("eth_getBlockByNumber",
+            {result({{"hash", block_hash}, {"parentHash", block_hash}, {"transactions", json::array({tx_hash(n)})}})});
+    node.on("eth_getBlockReceipts", {result(json::array({json{{"transactionHash", tx_hash(n)},
+                                                              {"from", account.to_lower_hex()},
+                                                              {"blockHash", block_hash},
+                                                              {"blockNumber", broadcaster::to_quantity(n)},
+                                                              {"status", "0x1"}}}))});
+  };
+
+  constexpr std::uint64_t confirmations = 2;
+  constexpr std::uint64_t blocks = 4200;  // more than the window: confirmations + 4096 blocks
+  constexpr std::uint64_t kept = 100;     // one withdrawal never final: its receipt stays until evicted
+  broadcaster::block_scanner scanner(account, confirmations);
+  for (std::uint64_t n = 0; n < blocks; ++n) {
+    block_n(n);
+    scanner.advance(rpc, n);  // one new block per advance (the first scans block 0 alone)
+    REQUIRE(scanner.find(tx_hash(n)).has_value());
+    if (n != kept) scanner.forget(tx_hash(n));
+    if (n == 1000) {
+      CHECK(scanner.receipts_held() == 1);  // only the one not forgotten
+      CHECK(scanner.blocks_held() == 1001);
+    }
+  }
+  // Block `kept` is now below the window: its receipt went with it.
+  CHECK(scanner.receipts_held() == 0);
+  CHECK_FALSE(scanner.find(tx_hash(kept)).has_value());
+  CHECK(scanner.blocks_held() == confirmations + 4096 + 1);
 }
