@@ -101,15 +101,26 @@ pg_percentile() {
 # 1..BENCH_USERS; HTTP over one keep-alive connection per client, gRPC over min(CLIENTS, 4) HTTP/2
 # connections (gRPC clients multiplex; one connection would serialise the reads on one server
 # thread). It exits non-zero on any answer but a created withdrawal, which fails the run.
+# Sets cpu_per_call to "<server> + <client>": wallet-service's and the load client's CPU ms per
+# answered call over the whole invocation (warm-up included), which the shared machine's noise
+# disturbs far less than the rates.
+clock_ticks="$(getconf CLK_TCK)"
+server_cpu_ms() { awk -v hz="${clock_ticks}" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "/proc/${wallet_pid}/stat"; }
+cpu_per_call=""
 run_load() {
   local port="${port}"
   [[ $1 == grpc ]] && port="${grpc_port}"
+  local cpu_before
+  cpu_before="$(server_cpu_ms)"
   if ! "${load_client}" --api "$1" --port "${port}" --clients "$2" --seconds "$3" --warmup "$4" --users "${users}" \
     --threads "${load_threads}" --connections 4 >"$5" 2>&1; then
     log "$1 run at $2 clients had failures: see $5"
     cat "$5" >&2
     exit 1
   fi
+  cpu_per_call="$(awk -v before="${cpu_before}" -v after="$(server_cpu_ms)" \
+    -v calls="$(result_of answered "$5")" -v client="$(result_of client_cpu_ms_per_call "$5")" \
+    'BEGIN { printf "%.3f + %.3f", (after - before) / calls, client }')"
 }
 # A result line of wallet_load's output: result_of NAME FILE.
 result_of() { awk -v name="$1" '$1 == "result" && $2 == name { print $3 }' "$2"; }
@@ -128,14 +139,16 @@ for clients in "${client_counts[@]}"; do
   log "${clients} clients: HTTP API (${seconds}s after 2 s unmeasured), load average ${row_load}"
   run_load http "${clients}" "${seconds}" 2 "${out}/http-${clients}.txt"
   api_rps="$(result_of ok_per_s "${out}/http-${clients}.txt")"
-  api_p50="$(result_of p50_ms "${out}/http-${clients}.txt")"
-  api_p99="$(result_of p99_ms "${out}/http-${clients}.txt")"
+  api_p50="$(printf '%.2f' "$(result_of p50_ms "${out}/http-${clients}.txt")")"
+  api_p99="$(printf '%.2f' "$(result_of p99_ms "${out}/http-${clients}.txt")")"
+  api_cpu="${cpu_per_call}"
 
   log "${clients} clients: gRPC (${seconds}s after 2 s unmeasured)"
   run_load grpc "${clients}" "${seconds}" 2 "${out}/grpc-${clients}.txt"
   grpc_rps="$(result_of ok_per_s "${out}/grpc-${clients}.txt")"
-  grpc_p50="$(result_of p50_ms "${out}/grpc-${clients}.txt")"
-  grpc_p99="$(result_of p99_ms "${out}/grpc-${clients}.txt")"
+  grpc_p50="$(printf '%.2f' "$(result_of p50_ms "${out}/grpc-${clients}.txt")")"
+  grpc_p99="$(printf '%.2f' "$(result_of p99_ms "${out}/grpc-${clients}.txt")")"
+  grpc_cpu="${cpu_per_call}"
 
   log "${clients} clients: pgbench (same transaction, ${seconds}s)"
   rm -rf "${out}/pgbench-log-${clients}"
@@ -158,7 +171,7 @@ for clients in "${client_counts[@]}"; do
     http_pg="${http_pg} $(verdict "${http_pg}" 0.8)"
     grpc_pg="${grpc_pg} $(verdict "${grpc_pg}" 0.8)"
   fi
-  rows+=("| ${clients} | $(printf '%.0f' "${api_rps}") | ${api_p50} | ${api_p99} | $(printf '%.0f' "${grpc_rps}") | ${grpc_p50} | ${grpc_p99} | $(printf '%.0f' "${pg_tps}") | ${pg_p50} | ${pg_p99} | ${grpc_http} $(verdict "${grpc_http}" 1.0) | ${http_pg} | ${grpc_pg} | ${row_load} |")
+  rows+=("| ${clients} | $(printf '%.0f' "${api_rps}") | ${api_p50} | ${api_p99} | $(printf '%.0f' "${grpc_rps}") | ${grpc_p50} | ${grpc_p99} | $(printf '%.0f' "${pg_tps}") | ${pg_p50} | ${pg_p99} | ${grpc_http} $(verdict "${grpc_http}" 1.0) | ${http_pg} | ${grpc_pg} | ${api_cpu} | ${grpc_cpu} | ${row_load} |")
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -193,10 +206,11 @@ many clients against the same schema. wallet-service ran with \`conf/wallet.toml
 connections, as many HTTP threads and gRPC handler threads), so at 32 and 64 clients its requests queue
 for the pool while pgbench opens one connection per client. Latency: the load client's from request
 sent to answer read; pgbench's per transaction. Targets: gRPC withdrawals/s ≥ HTTP's at every client
-count, and both ≥ 0.8 × pgbench tps at 8 clients (on a quiet machine).
+count, and both ≥ 0.8 × pgbench tps at 8 clients (on a quiet machine). CPU ms/call: wallet-service's
+CPU time (from /proc) and the load client's over each API's run, per answered call (warm-up included).
 
-| clients | HTTP w/s | HTTP p50 ms | HTTP p99 ms | gRPC w/s | gRPC p50 ms | gRPC p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | gRPC / HTTP (≥ 1) | HTTP / pgbench | gRPC / pgbench | load avg before the row |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| clients | HTTP w/s | HTTP p50 ms | HTTP p99 ms | gRPC w/s | gRPC p50 ms | gRPC p99 ms | pgbench tps | pgbench p50 ms | pgbench p99 ms | gRPC / HTTP (≥ 1) | HTTP / pgbench | gRPC / pgbench | HTTP CPU ms/call (service + client) | gRPC CPU ms/call (service + client) | load avg before the row |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 After the run the schema is checked: one outbox row per withdrawal, and the accounts were debited

@@ -11,7 +11,9 @@
 // HTTP: one keep-alive connection per client (Boost.Beast, async). gRPC: the clients share
 // min(clients, connections) channels, each its own HTTP/2 connection, through the async stub.
 // Both: `threads` client threads, each with its own share of the clients and its own event loop.
-// Prints `result ok_per_s`, `result ok`, `result failed` and p50/p90/p99/max (bench_support).
+// Prints `result ok_per_s`, `result ok`, `result failed`, p50/p90/p99/max (bench_support), and
+// `result answered` (OK answers of the whole run, warm-up included) with the client's own CPU per
+// answer (`result client_cpu_ms_per_call`), so the script can weigh the server's CPU per call.
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -63,13 +65,15 @@ struct tally {
   steady::time_point begin;  // the measured window
   steady::time_point end;
   std::vector<std::int64_t> latencies_us;  // OK calls answered inside the window
+  std::int64_t answered = 0;               // OK calls answered at any time (warm-up and tail too)
   std::int64_t failed = 0;
   std::vector<std::string> failures;  // the first few, for the report
 
   bool measuring_over(steady::time_point now) const { return now >= end; }
-  void ok(steady::time_point started, steady::time_point answered) {
-    if (answered < begin || answered > end) return;
-    latencies_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(answered - started).count());
+  void ok(steady::time_point started, steady::time_point at) {
+    ++answered;
+    if (at < begin || at > end) return;
+    latencies_us.push_back(std::chrono::duration_cast<std::chrono::microseconds>(at - started).count());
   }
   void fail(std::string what) {
     ++failed;
@@ -306,7 +310,7 @@ int main(int argc, char** argv) {
 
   const auto begin = steady::now() + o.warmup;
   const auto end = begin + o.seconds;
-  std::vector<tally> tallies(o.threads, tally{begin, end, {}, 0, {}});
+  std::vector<tally> tallies(o.threads, tally{begin, end, {}, 0, 0, {}});
   std::vector<std::thread> threads;
   std::size_t first = 0;
   for (std::size_t t = 0; t < o.threads; ++t) {
@@ -328,15 +332,22 @@ int main(int argc, char** argv) {
 
   std::vector<std::int64_t> latencies;
   std::int64_t failed = 0;
+  std::int64_t answered = 0;
   for (auto& t : tallies) {
     latencies.insert(latencies.end(), t.latencies_us.begin(), t.latencies_us.end());
     failed += t.failed;
+    answered += t.answered;
     for (const auto& f : t.failures) std::cerr << "wallet_load: failed: " << f << "\n";
   }
   const auto ok = static_cast<std::int64_t>(latencies.size());
   bench::result("ok_per_s", static_cast<double>(ok) / std::chrono::duration<double>(o.seconds).count());
   bench::result("ok", ok);
   bench::result("failed", failed);
+  // For CPU per call: every OK answer of the run, and this client's own CPU time.
+  bench::result("answered", answered);
+  bench::result("client_cpu_ms_per_call", answered > 0 ? bench::proc_cpu_seconds(::getpid()) * 1000.0 /
+                                                             static_cast<double>(answered)
+                                                       : 0.0);
   bench::print_latencies("", fmt::format("{} {} clients", o.api, o.clients), std::move(latencies));
   return failed == 0 ? 0 : 1;
 }
