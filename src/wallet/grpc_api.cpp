@@ -6,6 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include <absl/synchronization/mutex.h>
 #include <fmt/format.h>
 #include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -359,6 +360,9 @@ grpc_api::grpc_api(grpc_config config, operations& operations, health_probe& hea
 grpc_api::~grpc_api() { stop(std::chrono::milliseconds(0)); }
 
 void grpc_api::start() {
+  // Debian builds Abseil with its debug lock-order graph on: every absl::Mutex that grpc takes per
+  // call then walked it (GraphCycles in the profile). Cycle detection is a development aid.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const auto address = host_port(impl_->config.listen, impl_->config.port);
