@@ -2,12 +2,13 @@
 //
 //   relay_bench drain             --rows N [--relays K] [--batch-size B]
 //       N rows inserted up front, then K outbox-relay processes drain them to a fresh Kafka topic.
-//   relay_bench db-ceiling        --rows N [--batch-size B]
+//   relay_bench db-ceiling        --rows N [--batch-size B] [--clients C]
 //       Ceiling (a), the database alone: pgbench runs one claim-and-delete statement per batch
-//       (SKIP LOCKED, id order, RETURNING the rows) on one connection with the relay's session
-//       settings. No relay code, no broker.
+//       (SKIP LOCKED, id order, RETURNING the rows) on C connections (default 1; 2 is the ceiling
+//       of two relays) with the relay's session settings. No relay code, no broker.
 //   relay_bench claim-ceiling     --rows N [--batch-size B]
-//       Diagnostic: the relay's own claim + DELETE statements (relay::store) in a loop, no broker.
+//       Diagnostic: the relay's own claim-and-delete statement and commit (relay::store) in a loop,
+//       no broker.
 //   relay_bench produce-ceiling   --rows N
 //       librdkafka alone with the relay's producer properties (relay::producer_defaults plus
 //       [kafka.properties] of conf/relay.toml and RELAY_KAFKA_PROPERTIES), no database.
@@ -105,6 +106,7 @@ struct options {
   int seconds = 30;
   int warmup = 3;
   int writers = 4;
+  int clients = 1;
 };
 
 options parse_options(int argc, char** argv) {
@@ -138,6 +140,8 @@ options parse_options(int argc, char** argv) {
       o.warmup = static_cast<int>(value);
     } else if (flag == "--writers") {
       o.writers = static_cast<int>(value);
+    } else if (flag == "--clients") {
+      o.clients = static_cast<int>(value);
     } else {
       throw std::invalid_argument("unknown option " + flag);
     }
@@ -269,8 +273,8 @@ rd_kafka_resp_err_t produce_message(rd_kafka_t* producer, const std::string& top
 }
 
 // Ceiling (a): the database alone. One statement claims (SKIP LOCKED, in id order) and deletes a
-// batch and returns its rows, one batch per transaction, run by pgbench on one connection with
-// the relay's session settings: no relay code, no broker.
+// batch and returns its rows, one batch per transaction, run by pgbench on --clients connections
+// (SKIP LOCKED shares the rows out) with the relay's session settings: no relay code, no broker.
 int db_ceiling(const options& o) {
   test_support::test_schema schema;
   {
@@ -284,12 +288,16 @@ int db_ceiling(const options& o) {
       "DELETE FROM outbox_messages o USING c WHERE o.id = c.id\n"
       "RETURNING o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts, o.created_at;\n",
       o.batch_size);
-  const auto transactions = (o.rows + o.batch_size - 1) / o.batch_size;
+  // Each client runs its share of the batches (one more at most: an empty claim at the end).
+  const auto batches = (o.rows + o.batch_size - 1) / o.batch_size;
+  const auto per_client = (batches + o.clients - 1) / o.clients;
+  const auto clients = std::to_string(o.clients);
   const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("db_ceiling"));
   const auto start = steady::now();
   test_support::child_process pgbench(
       "/usr/bin/pgbench",
-      {"-n", "-M", "prepared", "-c", "1", "-t", std::to_string(transactions), "-f", script, schema.url()},
+      {"-n", "-M", "prepared", "-c", clients, "-j", clients, "-t", std::to_string(per_client), "-f", script,
+       schema.url()},
       {{"PGOPTIONS", fmt::format("-c synchronous_commit={}", settings.synchronous_commit ? "on" : "off")}}, log);
   const auto code = pgbench.wait(30min);
   const double elapsed = seconds_since(start);
@@ -298,8 +306,11 @@ int db_ceiling(const options& o) {
   auto db = schema.connect();
   const auto left = pqxx::nontransaction(db).exec1("SELECT count(*) FROM outbox_messages")[0].as<std::int64_t>();
   if (left != 0) throw std::runtime_error(fmt::format("pgbench left {} rows", left));
-  fmt::print("# database alone (pgbench, one statement per batch of {}): {} rows in {:.2f}s: {:.0f} rows/s\n",
-             o.batch_size, o.rows, elapsed, static_cast<double>(o.rows) / elapsed);
+  fmt::print(
+      "# database alone (pgbench, one statement per batch of {}, {} connection(s)): {} rows in {:.2f}s: {:.0f} "
+      "rows/s\n",
+      o.batch_size, o.clients, o.rows, elapsed, static_cast<double>(o.rows) / elapsed);
+  result("clients", static_cast<std::int64_t>(o.clients));
   result("rows", o.rows);
   result("seconds", elapsed);
   result("msgs_per_s", static_cast<double>(o.rows) / elapsed);
@@ -339,12 +350,8 @@ int claim_ceiling(const options& o) {
       batch.commit();
       break;
     }
-    std::vector<std::int64_t> ids;
-    ids.reserve(batch.rows().size());
-    for (const auto& row : batch.rows()) ids.push_back(row.id);
-    batch.remove(ids);
-    batch.commit();
-    claimed += static_cast<std::int64_t>(ids.size());
+    claimed += static_cast<std::int64_t>(batch.rows().size());
+    batch.commit();  // the claim deleted the rows (the relay's fast path)
     ++batches;
   }
   const double elapsed = seconds_since(start);

@@ -61,6 +61,7 @@ runs_of() {
 run floor broker-latency --rate "${rate}" --seconds "${seconds}"
 run latency latency --rate "${rate}" --seconds "${seconds}" --batch-size "${batch}"
 run_median db db-ceiling --rows "${rows}" --batch-size "${batch}"
+run_median db2 db-ceiling --rows "${rows}" --batch-size "${batch}" --clients 2
 run_median claim claim-ceiling --rows "${rows}" --batch-size "${batch}"
 run produce produce-ceiling --rows "${rows}"
 run publisher publisher-ceiling --rows "${rows}" --batch-size "${batch}"
@@ -73,6 +74,7 @@ thousands() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 verdict() { awk "BEGIN { print (($1) ? \"met\" : \"**missed**\") }"; }
 
 db_rate=$(get db msgs_per_s)
+db2_rate=$(get db2 msgs_per_s)
 claim_rate=$(get claim msgs_per_s)
 produce_rate=$(get produce msgs_per_s)
 publisher_rate=$(get publisher msgs_per_s)
@@ -108,9 +110,10 @@ topics with 6 partitions; relay defaults from \`conf/relay.toml\` (batch_size ${
 | Backlog drain, 1 relay, $(thousands "${rows}") rows, median of ${repeat} runs | ≥ 0.6 × ceiling (a) = $(calc '%.0f' "0.6 * ${ceiling}") msgs/s | $(calc '%.0f' "${drain1_rate}") msgs/s ($(calc '%.2f' "${drain1_rate} / ${ceiling}") × ceiling (a)); runs: $(runs_of drain1) | $(verdict "${drain1_rate} >= 0.6 * ${ceiling}") |
 | Ceiling (a): the database alone: pgbench, one statement claims (SKIP LOCKED, id order) and deletes a batch of ${batch} and returns its rows, one connection, the relay's session settings; median of ${repeat} runs | — | $(calc '%.0f' "${db_rate}") rows/s; runs: $(runs_of db) | |
 | Ceiling (b): librdkafka alone, relay producer defaults, no database | — | $(calc '%.0f' "${produce_rate}") msgs/s | |
-| Diagnostic: the relay's own claim + DELETE statements (\`relay::store\`: lease partitions, retry and dead-letter checks), no broker, median of ${repeat} runs | — | $(calc '%.0f' "${claim_rate}") rows/s ($(calc '%.2f' "${claim_rate} / ${ceiling}") × ceiling (a)); runs: $(runs_of claim) | |
+| Ceiling (a) on two connections (pgbench -c 2, the same statement): what two relays could reach here; median of ${repeat} runs | — | $(calc '%.0f' "${db2_rate}") rows/s ($(calc '%.2f' "${db2_rate} / ${db_rate}") × one connection); runs: $(runs_of db2) | |
+| Diagnostic: the relay's own claim-and-delete statement and commit (\`relay::store\`: lease partitions, retry and dead-letter checks), no broker, median of ${repeat} runs | — | $(calc '%.0f' "${claim_rate}") rows/s ($(calc '%.2f' "${claim_rate} / ${ceiling}") × ceiling (a)); runs: $(runs_of claim) | |
 | For reference: relay publisher alone, batches of ${batch} each awaited, no database | — | $(calc '%.0f' "${publisher_rate}") msgs/s | |
-| Backlog drain, 2 relays, same backlog | ≥ 1.6 × 1 relay = $(calc '%.0f' "1.6 * ${drain1_rate}") msgs/s | $(calc '%.0f' "${drain2_rate}") msgs/s ($(calc '%.2f' "${drain2_rate} / ${drain1_rate}") ×) | $(verdict "${drain2_rate} >= 1.6 * ${drain1_rate}") |
+| Backlog drain, 2 relays, same backlog | ≥ 1.6 × 1 relay = $(calc '%.0f' "1.6 * ${drain1_rate}") msgs/s | $(calc '%.0f' "${drain2_rate}") msgs/s ($(calc '%.2f' "${drain2_rate} / ${drain1_rate}") ×; $(calc '%.2f' "${drain2_rate} / ${db2_rate}") × the two-connection ceiling) | $(verdict "${drain2_rate} >= 1.6 * ${drain1_rate}") |
 | Relay RSS, peak VmHWM over the drains and the steady run | < 64 MiB | $(calc '%.1f' "${hwm_kib} / 1024") MiB | $(verdict "${hwm_kib} < 65536") |
 | Steady $(get latency rate | cut -d. -f1) rows/s (one committed txn each), writer's COMMIT returned → consumer received, p50 | ≤ 5 ms | $(calc '%.2f' "${p50}") ms | $(verdict "${p50} <= 5") |
 | same, p99 | ≤ 25 ms | $(calc '%.2f' "${p99}") ms | $(verdict "${p99} <= 25") |
@@ -126,13 +129,15 @@ A drain is timed from the relays' \`relay ready\` to the table being empty, on a
 and checkpointed after the inserts. Ceiling (a) is what PostgreSQL alone does with the relay's
 work: pgbench on one connection, each transaction one statement that claims ${batch} rows (FOR UPDATE
 SKIP LOCKED, id order), deletes them and returns their payloads, synchronous_commit as the relay's
-sessions have it; no relay code, no broker. The relay does more per batch than that statement (its
-claim checks lease partitions, rows waiting for a retry and dead-lettered keys; it deletes only what
-the broker acknowledged, in a second statement after the publish) and shares the machine's cores
-with the broker, which ceiling (a) does not: the diagnostic row shows the relay's own statements
-without a broker. Ceiling (b) streams without waiting per batch. In a backlog
-the relay claims its next batch while the broker acknowledges the current one, and deletes and
-commits the current one while the next is out, so the database work sets its pace; "for
+sessions have it; no relay code, no broker. The relay runs the same kind of
+statement (its claim also checks lease partitions, rows waiting for a retry and dead-lettered keys),
+but keeps the transaction open until the broker acknowledged every row, and shares the machine's
+cores with the broker, which ceiling (a) does not: the diagnostic row shows the relay's own
+statement and commit without a broker. The two-connection row is the same pgbench on two
+connections (SKIP LOCKED shares the rows out): the ceiling for two relays on this machine.
+Ceiling (b) streams without waiting per batch. In a backlog
+the relay claims its next batch while the broker acknowledges the current one, and commits the
+current one while the next is out, so the database work sets its pace; "for
 reference" is the publisher's own pace with every batch awaited alone. Latency = consumer receive time − the moment
 the writer's COMMIT returned (both clocks of this machine), and beside it − the row's created_at
 (\`clock_timestamp()\` at INSERT, so it also contains the writer's own commit); ${seconds} s at ${rate} rows/s from 4 writer

@@ -44,10 +44,11 @@ void service::impl::refresh_from_heartbeat(bool& claim_now) {
   claim_now = claim_now || beat.has_work || leases_changed;
 }
 
-// Claim → publish → delete, once, or as a pipeline while batches come back full: the next batch
-// is claimed (on the store's claims session; SKIP LOCKED passes over the rows in flight) while the
-// broker acknowledges the current one, and it is sent as soon as the current one's outcome is
-// known, so that deleting and committing the current batch overlaps publishing the next. Both
+// Claim-and-delete → publish → commit, once, or as a pipeline while batches come back full: the
+// next batch is claimed (on the store's claims session; SKIP LOCKED passes over the rows in
+// flight) while the broker acknowledges the current one, and it is sent as soon as the current
+// one's outcome is known, so that committing the current batch overlaps publishing the next. A
+// batch not acknowledged in full is settled row by row instead (claimed_batch::settle_slowly). Both
 // sessions hold the partitions' leases (store.hpp), and a batch is sent only after a round trip on
 // its own session showed that session alive: a relay whose session ended (terminated, or frozen
 // past the freeze bound) sends nothing of that batch. The next
@@ -129,6 +130,13 @@ bool service::impl::may_claim_ahead() {
 
 void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>& results, batch_outcome& outcome) {
   const auto& rows = sent.batch.rows();
+  // The fast path: every row acknowledged, and the claim already deleted them all: commit. Any
+  // other outcome takes the slow path for this batch: the claim is rolled back, the rows are locked
+  // again, and each row's outcome is written as before the fast path existed.
+  const bool all_acknowledged = std::all_of(results.begin(), results.end(), [](const delivery_result& r) {
+    return r.status == delivery_status::persisted;
+  });
+  if (!all_acknowledged) sent.batch.settle_slowly();
   std::vector<std::int64_t> acknowledged;
   acknowledged.reserve(rows.size());
   std::size_t dead_lettered = 0;
@@ -159,13 +167,14 @@ void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>&
     }
   }
   const auto acknowledged_at = clock_type::now();
-  sent.batch.remove(acknowledged);
+  if (!all_acknowledged) sent.batch.remove(acknowledged);
   sent.batch.commit();
   spdlog::debug(
       "batch of {}: claimed in {:.1f}ms, acknowledged {:.1f}ms after sending ({:.1f}ms of it waited "
-      "for), deleted and committed in {:.1f}ms",
+      "for), {} in {:.1f}ms",
       rows.size(), 1000 * seconds(sent.claimed_at - sent.claim_started), 1000 * seconds(acknowledged_at - sent.sent_at),
-      1000 * seconds(sent.waited), 1000 * seconds(clock_type::now() - acknowledged_at));
+      1000 * seconds(sent.waited), all_acknowledged ? "committed" : "settled row by row and committed",
+      1000 * seconds(clock_type::now() - acknowledged_at));
   outcome.published += acknowledged.size();
   published_total += acknowledged.size();
   dead_lettered_total += dead_lettered;

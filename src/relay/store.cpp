@@ -41,18 +41,29 @@ std::string claimable(bool dead_letter_blocks_key) {
 }
 
 // $3: topics left out for now (blocked at the broker), so that the other topics flow.
+// The fast path: one statement locks the batch (SKIP LOCKED, id order) and deletes it, by ctid
+// (the CTE's locked row versions: a TID join, 0.9 instead of 1.5 ms per 1000 rows for a delete by
+// id). The transaction commits only after the broker acknowledged every row; a rollback puts
+// every row back. DELETE ... RETURNING promises no order: claim() sorts by id.
 std::string claim_sql(bool dead_letter_blocks_key) {
   return fmt::format(R"(
-SELECT o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts,
-       (extract(epoch FROM clock_timestamp() - o.created_at) * 1000000)::bigint
-FROM outbox_messages o
-WHERE {}
-  AND o.topic <> ALL($3::text[])
-ORDER BY o.id
-LIMIT $2
-FOR UPDATE SKIP LOCKED)",
+WITH c AS (
+  SELECT o.ctid FROM outbox_messages o
+  WHERE {}
+    AND o.topic <> ALL($3::text[])
+  ORDER BY o.id
+  LIMIT $2
+  FOR UPDATE SKIP LOCKED)
+DELETE FROM outbox_messages o USING c WHERE o.ctid = c.ctid
+RETURNING o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts,
+          (extract(epoch FROM clock_timestamp() - o.created_at) * 1000000)::bigint)",
                      claimable(dead_letter_blocks_key));
 }
+
+// The slow path of a batch whose rows did not all reach the broker (claimed_batch::settle_slowly):
+// the same rows locked again, not deleted, in a new transaction.
+constexpr const char* relock_sql =
+    "SELECT id FROM outbox_messages WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
 
 // pending_rows: counting 1M rows costs ~150 ms, so the exact count stops at 100,000 and the
 // planner's estimate (scaled to the table's current size) takes over. The CASE keeps the count
@@ -172,6 +183,7 @@ void prepare_all(pqxx::connection& connection, std::span<const std::pair<const c
 std::vector<std::pair<const char*, std::string>> batch_statements(bool dead_letter_blocks_key) {
   return {
       {"relay_claim", claim_sql(dead_letter_blocks_key)},
+      {"relay_relock", relock_sql},
       {"relay_delete", delete_sql},
       {"relay_reject", reject_sql},
       {"relay_dead_letter", dead_letter_sql},
@@ -343,16 +355,22 @@ claimed_batch store::claim(std::span<const std::int16_t> owned, std::size_t limi
     row.age_seconds = static_cast<double>(r[6].as<std::int64_t>()) / 1e6;  // an integer parses faster
     rows.push_back(std::move(row));
   }
-  return claimed_batch(std::move(tx), std::move(rows), busy);
+  std::sort(rows.begin(), rows.end(), [](const outbox_row& a, const outbox_row& b) { return a.id < b.id; });
+  return claimed_batch(std::move(tx), std::move(rows), busy, connection);
 }
 
-claimed_batch::claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy)
-    : tx_(std::move(tx)), rows_(std::move(rows)), busy_(busy) {
+claimed_batch::claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy,
+                             pqxx::connection& connection)
+    : tx_(std::move(tx)), rows_(std::move(rows)), busy_(busy), connection_(&connection) {
   *busy_ = true;
 }
 
 claimed_batch::claimed_batch(claimed_batch&& other) noexcept
-    : tx_(std::move(other.tx_)), rows_(std::move(other.rows_)), busy_(std::exchange(other.busy_, nullptr)) {}
+    : tx_(std::move(other.tx_)),
+      rows_(std::move(other.rows_)),
+      busy_(std::exchange(other.busy_, nullptr)),
+      connection_(other.connection_),
+      deleted_(other.deleted_) {}
 
 claimed_batch& claimed_batch::operator=(claimed_batch&& other) noexcept {
   if (this != &other) {
@@ -360,6 +378,8 @@ claimed_batch& claimed_batch::operator=(claimed_batch&& other) noexcept {
     tx_ = std::move(other.tx_);
     rows_ = std::move(other.rows_);
     busy_ = std::exchange(other.busy_, nullptr);
+    connection_ = other.connection_;
+    deleted_ = other.deleted_;
   }
   return *this;
 }
@@ -371,15 +391,35 @@ void claimed_batch::close() noexcept {
   if (busy_ != nullptr) *std::exchange(busy_, nullptr) = false;
 }
 
+void claimed_batch::settle_slowly() {
+  if (!deleted_) return;
+  tx_.reset();  // rolls back: every row is back, unlocked
+  deleted_ = false;
+  // The session still holds the partitions' leases and no other batch of ours is open on it
+  // (the caller rolled back any batch claimed ahead), so nobody takes the rows meanwhile.
+  tx_ = std::make_unique<pqxx::work>(*connection_, "relay_settle");
+  std::vector<std::int64_t> ids;
+  ids.reserve(rows_.size());
+  for (const auto& row : rows_) ids.push_back(row.id);
+  const auto locked = tx_->exec_prepared("relay_relock", array_literal(ids));
+  if (locked.size() != ids.size()) {
+    spdlog::warn("batch of {}: {} rows were gone when it was locked again (removed by another session)",
+                 ids.size(), ids.size() - locked.size());
+  }
+}
+
 void claimed_batch::reject(const outbox_row& row, std::string_view error, std::chrono::milliseconds retry_in) {
+  require_settling("reject");
   tx_->exec_prepared0("relay_reject", row.id, truncated(error), static_cast<long long>(retry_in.count()));
 }
 
 void claimed_batch::dead_letter(const outbox_row& row, std::string_view error) {
+  require_settling("dead_letter");
   tx_->exec_prepared0("relay_dead_letter", row.id, truncated(error));
 }
 
 void claimed_batch::remove(std::span<const std::int64_t> ids) {
+  require_settling("remove");
   if (ids.empty()) return;
   tx_->exec_prepared0("relay_delete", array_literal(ids));
 }
@@ -390,6 +430,10 @@ void claimed_batch::commit() {
 }
 
 void claimed_batch::roll_back() noexcept { close(); }
+
+void claimed_batch::require_settling(const char* what) const {
+  if (deleted_) throw std::logic_error(fmt::format("relay store: {}() on a batch still on the fast path", what));
+}
 
 void claimed_batch::confirm_held() { tx_->exec("SELECT 1"); }
 

@@ -14,9 +14,12 @@
 //     idle_in_transaction_session_timeout = transaction_limit, so the server ends the sessions of
 //     a relay that stops talking (SIGSTOP, a VM pause) and its leases go with them; keep_alive()
 //     keeps a working relay's idle sessions from reaching the limit.
-//   * Claims: one transaction per batch, SELECT ... FOR UPDATE SKIP LOCKED in id order over the
-//     owned partitions, skipping rows (and later rows of their key) that wait for a retry, and,
-//     with dead_letter_blocks_key, later rows of a key that has a dead letter.
+//   * Claims: one transaction per batch; one statement locks (FOR UPDATE SKIP LOCKED, id order,
+//     over the owned partitions) and deletes the batch, skipping rows (and later rows of their
+//     key) that wait for a retry, and, with dead_letter_blocks_key, later rows of a key that has a
+//     dead letter. It commits once the broker acknowledged every row; a rollback (a failure, a
+//     crash: the session ends) puts every row back. A batch with any other outcome takes the slow
+//     path (claimed_batch::settle_slowly): rolled back, its rows locked again, decided row by row.
 //   * Wake-ups: LISTEN outbox_messages; the insert trigger's payload names the schema.
 //
 // Not thread-safe: one thread (the relay loop) uses a store. Every call may throw the pqxx
@@ -69,25 +72,36 @@ struct heartbeat {
 
 class store;
 
-/// A claim transaction: the rows it locked, and what to do with them before commit().
-/// Destroying it without commit() rolls back (rows stay, unlocked). Must not outlive its store.
-/// After commit() or roll_back() only rows() may be used.
+/// A claim transaction: the rows it locked and deleted in one statement (the fast path), or, after
+/// settle_slowly(), locked again and not deleted, for a per-row outcome before commit().
+/// Destroying it without commit() rolls back: every row stays, unlocked. Must not outlive its
+/// store. After commit() or roll_back() only rows() may be used.
 class claimed_batch {
  public:
   claimed_batch(claimed_batch&&) noexcept;
   claimed_batch& operator=(claimed_batch&& other) noexcept;  // rolls back the batch it held
   ~claimed_batch();
 
+  /// In id order.
   const std::vector<outbox_row>& rows() const noexcept { return rows_; }
 
-  /// The broker refused `row`: attempts + 1, last_error, next_attempt_at = now + retry_in.
+  /// The slow path, for a batch whose rows did not all reach the broker: rolls the claim back
+  /// (every row returns) and, in a new transaction on the same session, locks the same rows
+  /// again without deleting them, so that reject(), dead_letter() and remove() decide row by row
+  /// before commit(). Rows another session removed meanwhile are logged and left out. Only while
+  /// no other batch of this store is open (a batch claimed ahead must be rolled back first).
+  /// No-op when already settling.
+  void settle_slowly();
+  /// After settle_slowly(): the broker refused `row`: attempts + 1, last_error,
+  /// next_attempt_at = now + retry_in.
   void reject(const outbox_row& row, std::string_view error, std::chrono::milliseconds retry_in);
-  /// Moves `row` to outbox_dead_letters with attempts + 1 and `error`.
+  /// After settle_slowly(): moves `row` to outbox_dead_letters with attempts + 1 and `error`.
   void dead_letter(const outbox_row& row, std::string_view error);
-  /// Deletes the rows the broker acknowledged.
+  /// After settle_slowly(): deletes the rows the broker acknowledged.
   void remove(std::span<const std::int64_t> ids);
-  /// Commits. A pqxx::in_doubt_error means the outcome is unknown: never retry it; reconnect, and
-  /// rows still present are published again (a duplicate, never a loss).
+  /// Commits: on the fast path every row is gone for good (call it only once the broker
+  /// acknowledged every row). A pqxx::in_doubt_error means the outcome is unknown: never retry
+  /// it; reconnect, and rows still present are published again (a duplicate, never a loss).
   void commit();
   /// Ends the transaction without changes: its rows stay, unlocked, for a later claim.
   void roll_back() noexcept;
@@ -98,12 +112,16 @@ class claimed_batch {
 
  private:
   friend class store;
-  claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy);
+  claimed_batch(std::unique_ptr<pqxx::transaction_base> tx, std::vector<outbox_row> rows, bool* busy,
+                pqxx::connection& connection);
   void close() noexcept;
+  void require_settling(const char* what) const;  // std::logic_error on the fast path
 
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::vector<outbox_row> rows_;
-  bool* busy_;  // the store's flag for the connection this batch occupies
+  bool* busy_;                     // the store's flag for the connection this batch occupies
+  pqxx::connection* connection_;   // that connection
+  bool deleted_ = true;            // the fast path: rows_ are deleted in tx_
 };
 
 /// How the store's sessions are set up.
@@ -162,8 +180,9 @@ class store {
   /// ends only a frozen relay's sessions. Throws like any statement when a session is gone.
   void keep_alive();
 
-  /// Opens a transaction and locks up to `limit` claimable rows of `owned`, in id order, leaving
-  /// out rows of `excluded_topics`; rows locked by an open batch are skipped. At most two batches may be open at once:
+  /// Opens a transaction that locks and deletes (uncommitted) up to `limit` claimable rows of
+  /// `owned`, in id order, leaving out rows of `excluded_topics`; rows locked by an open batch are
+  /// skipped. At most two batches may be open at once:
   /// the first one opened on the main session, another one on the claims session. The calls above use both sessions and
   /// must not be made while a batch is open.
   claimed_batch claim(std::span<const std::int16_t> owned, std::size_t limit,

@@ -148,6 +148,34 @@ walletctl_result run_walletctl(const test_support::test_schema& schema, std::vec
   return result;
 }
 
+std::vector<test_support::consumed_message> read_stream(common::redis::connection& redis, const std::string& stream) {
+  std::vector<test_support::consumed_message> out;
+  std::string start = "-";
+  for (;;) {
+    const auto page = redis.command({"XRANGE", stream, start, "+", "COUNT", "1000"});
+    REQUIRE(page.type == common::redis::reply::kind::array);
+    if (page.elements.empty()) return out;
+    for (const auto& entry : page.elements) {
+      REQUIRE(entry.elements.size() == 2);
+      test_support::consumed_message message;
+      message.topic = stream;
+      message.offset = static_cast<std::int64_t>(out.size());
+      const auto& flat = entry.elements[1].elements;
+      for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+        if (flat[i].text == "key") {
+          message.key = flat[i + 1].text;
+        } else if (flat[i].text == "payload") {
+          message.payload = flat[i + 1].text;
+        } else {
+          message.headers[flat[i].text] = flat[i + 1].text;
+        }
+      }
+      out.push_back(std::move(message));
+    }
+    start = "(" + page.elements.back().elements[0].text;
+  }
+}
+
 std::pair<int, int> relay_backends(relay_process& relay, pqxx::connection& db) {
   std::pair<int, int> out{0, 0};
   for (const int pid : test_support::database_backends(relay.pid(), db)) {

@@ -14,6 +14,7 @@
 
 #include <pqxx/connection>
 
+#include "common/redis.hpp"
 #include "http_client.hpp"
 #include "test_support.hpp"
 
@@ -82,6 +83,11 @@ std::int64_t topic_message_count(const std::string& topic);
 /// Every message of `topic`, from the beginning; fails the test if fewer than topic_message_count()
 /// arrive within `timeout`. Call it once the producers are done.
 std::vector<test_support::consumed_message> read_all(const std::string& topic, std::chrono::milliseconds timeout = 90s);
+
+/// Every entry of the Redis stream `stream`, in stream order, as a consumed message: topic = the
+/// stream, partition 0, offset = position, key and payload from the entry's `key` and `payload`
+/// fields (no `key` field: nullopt), every other field (`outbox-id`, `headers`) in headers.
+std::vector<test_support::consumed_message> read_stream(common::redis::connection& redis, const std::string& stream);
 
 /// The `outbox-id` header as a number; fails the test when it is missing or not a decimal.
 std::int64_t outbox_id(const test_support::consumed_message& message);
