@@ -22,13 +22,17 @@ constexpr std::size_t max_error_length = 2000;
 // OFFSET 0 keeps the retry NOT EXISTS a per-row probe of the small outbox_messages_retrying index;
 // flattened into an anti-join the planner materialises every retrying row and compares each
 // claimed row against all of them (62 ms instead of 1.5 ms per 500-row claim at 1M rows).
+// The per-row probe runs only when some row waits at all: the uncorrelated NOT EXISTS before the
+// OR is an InitPlan, evaluated once per statement, and an OR stops at its first true argument.
+// Measured: 0.8 -> 0.25 ms for the scan of a 1000-row claim when nothing waits.
 std::string claimable(bool dead_letter_blocks_key) {
   std::string sql = R"(
       o.partition_no = ANY($1::smallint[])
   AND (o.attempts = 0 OR o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
-  AND NOT EXISTS (SELECT 1 FROM outbox_messages r
-                  WHERE r.attempts > 0 AND r.key = o.key AND r.id < o.id AND r.next_attempt_at > now()
-                  OFFSET 0))";
+  AND (NOT EXISTS (SELECT 1 FROM outbox_messages w WHERE w.attempts > 0 AND w.next_attempt_at > now())
+       OR NOT EXISTS (SELECT 1 FROM outbox_messages r
+                      WHERE r.attempts > 0 AND r.key = o.key AND r.id < o.id AND r.next_attempt_at > now()
+                      OFFSET 0)))";
   if (dead_letter_blocks_key) {
     // The IN is an uncorrelated, hashed subplan: the held keys are read once per statement and each
     // row costs one hash probe; only rows of a held key run the correlated id check (a requeued
