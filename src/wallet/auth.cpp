@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -66,6 +67,24 @@ std::optional<unsigned> parse_scopes(std::string_view text) {
   return scopes == 0 ? std::nullopt : std::optional(scopes);
 }
 
+// "users=42,43": the accounts a token is bound to; nullopt unless every id is a positive integer.
+std::optional<std::vector<std::int64_t>> parse_users(std::string_view text) {
+  static constexpr std::string_view prefix = "users=";
+  if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
+  text.remove_prefix(prefix.size());
+  std::vector<std::int64_t> users;
+  while (true) {
+    const auto comma = text.find(',');
+    const auto word = text.substr(0, comma);
+    std::int64_t id = 0;
+    const auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), id);
+    if (word.empty() || ec != std::errc() || end != word.data() + word.size() || id <= 0) return std::nullopt;
+    users.push_back(id);
+    if (comma == std::string_view::npos) return users;
+    text.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace
 
 std::string_view scope_name(scope s) noexcept {
@@ -112,7 +131,7 @@ token_set token_set::parse(std::string_view text, const std::string& origin) {
     if (fields.size() == 1 || (fields.size() == 2 && fields[1] == "-")) {
       e.who.name = fmt::format("token-{}", std::string(hex.substr(0, 8)));
       for (auto& c : e.who.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    } else if (fields.size() == 3) {
+    } else if (fields.size() == 3 || fields.size() == 4) {
       if (!valid_name(fields[1])) {
         throw refuse(fmt::format("token name \"{}\" must be 1..64 of A-Z a-z 0-9 . _ @ -", fields[1]));
       }
@@ -125,10 +144,18 @@ token_set token_set::parse(std::string_view text, const std::string& origin) {
       }
       e.who.name = std::string(fields[1]);
       e.who.scopes = *scopes;
+      if (fields.size() == 4) {
+        auto users = parse_users(fields[3]);
+        if (!users) {
+          throw refuse(fmt::format("\"{}\" must be users=<user_id>,... with positive integers (e.g. users=42,43)",
+                                   fields[3]));
+        }
+        e.who.users = std::move(*users);
+      }
     } else {
       throw refuse(
-          "expected \"<sha256-hex> <name> <scopes>\" (e.g. \"<digest> gateway withdraw,read\") or the "
-          "digest alone (every scope)");
+          "expected \"<sha256-hex> <name> <scopes> [users=<id>,...]\" (e.g. \"<digest> gateway withdraw,read\") "
+          "or the digest alone (every scope)");
     }
     set.entries_.push_back(std::move(e));
   }

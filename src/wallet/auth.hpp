@@ -3,21 +3,25 @@
 //
 // The tokens file holds one line per token, never a token itself:
 //
-//   <sha256-hex> [<name> <scopes>]        # comments and blank lines are ignored
+//   <sha256-hex> [<name> <scopes> [users=<id>,...]]   # comments and blank lines are ignored
 //
 //   printf %s "$TOKEN" | sha256sum        # the digest
 //   9f86d0…0f00a08  risk-engine  read
 //   2c26b4…b9d6e28  gateway      withdraw,read
+//   fcde2b…fbf8fb9  shop-42      withdraw,read  users=42,43
 //
 // <name> (1..64 of A-Z a-z 0-9 . _ @ -) is who the token stands for: it is stored with each
 // withdrawal and deposit (created_by), logged, and scopes Idempotency-Keys (two clients may use
-// the same key). <scopes> is a comma-separated subset of withdraw, read, deposit. A line with only
+// the same key). <scopes> is a comma-separated subset of withdraw, read, deposit. `users=` binds
+// the token to those accounts (positive user_ids): it acts for no other user (see
+// principal::may_act_for); without it the token acts for every user. A line with only
 // the digest (sha256sum's "<digest>  -" too) grants every scope, named "token-<first 8 hex digits>".
 // A presented token is hashed and compared with every digest in constant time, so neither the
 // file nor the timing tells a token.
 //
 // Thread-safety: a token_set is immutable after construction; share it via shared_ptr.
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -46,7 +50,14 @@ struct principal {
   /// nothing recorded in created_by.
   bool anonymous = false;
 
+  /// The accounts the token is bound to (users=); empty: every account.
+  std::vector<std::int64_t> users;
+
   bool allows(scope s) const noexcept { return (scopes & static_cast<unsigned>(s)) != 0; }
+  /// Whether the caller may act for (read, debit, credit) the account of `user_id`.
+  bool may_act_for(std::int64_t user_id) const noexcept {
+    return users.empty() || std::find(users.begin(), users.end(), user_id) != users.end();
+  }
   /// The created_by value: the name, nullopt when anonymous.
   std::optional<std::string> created_by() const { return anonymous ? std::nullopt : std::optional(name); }
 };
@@ -56,8 +67,9 @@ class token_set {
   using digest = std::array<std::uint8_t, 32>;
 
   /// Parses the file's text. `origin` names it in errors. Throws common::config_error naming the
-  /// line when a line is not "<64 hex digits> [<name> <scopes>]" (a token instead of its digest, a
-  /// bad name, an unknown scope, a name without scopes), and when no digest is present at all
+  /// line when a line is not "<64 hex digits> [<name> <scopes> [users=<id>,...]]" (a token instead of
+  /// its digest, a bad name, an unknown scope, a name without scopes, a user_id that is not a
+  /// positive integer), and when no digest is present at all
   /// (which would refuse every request).
   static token_set parse(std::string_view text, const std::string& origin);
 

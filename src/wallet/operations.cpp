@@ -41,6 +41,14 @@ std::optional<api_error> check_scope(const principal& caller, scope needed) {
                            caller.name, scope_name(needed), scope_name(needed)));
 }
 
+std::optional<api_error> check_account(const principal& caller, std::int64_t user_id) {
+  if (caller.may_act_for(user_id)) return std::nullopt;
+  return error(403, "forbidden",
+               fmt::format("the token \"{}\" is bound to other accounts than user_id {} (tokens file: users=); "
+                           "nothing was written",
+                           caller.name, user_id));
+}
+
 api_error unavailable_error(const database_unavailable& e, bool money_moves) {
   if (e.in_doubt()) {
     return error(503, "database_unavailable",
@@ -97,7 +105,7 @@ std::shared_ptr<const token_set> operations::tokens() const {
 
 outcome<principal> operations::authenticate(std::string_view authorization) const {
   const auto accepted = tokens();
-  if (!accepted) return principal{"anonymous", principal::all_scopes, true};
+  if (!accepted) return principal{"anonymous", principal::all_scopes, true, {}};
   if (auto who = accepted->authenticate(authorization)) return std::move(*who);
   return error(401, "unauthorized", "send Authorization: Bearer <token> with a token this service accepts");
 }
@@ -124,6 +132,7 @@ outcome<withdrawal_created> operations::create_withdrawal(const principal& calle
   auto validated = validate_withdrawal(std::get<withdrawal_fields>(fields), config_.chains);
   if (const auto* bad = std::get_if<api_error>(&validated)) return *bad;
   const auto& request = std::get<withdrawal_request>(validated);
+  if (auto denied = check_account(caller, request.user_id)) return *denied;
 
   return guarded<withdrawal_created>("create withdrawal", true, [&]() -> outcome<withdrawal_created> {
     const request_origin origin{optional_text(idempotency_key), caller.created_by()};
@@ -160,13 +169,17 @@ outcome<withdrawal_record> operations::get_withdrawal(const principal& caller, s
   if (auto denied = check_scope(caller, scope::read)) return *denied;
   return guarded<withdrawal_record>("find withdrawal", false, [&]() -> outcome<withdrawal_record> {
     auto record = store_.find_withdrawal(withdrawal_id);
-    if (!record) return error(404, "not_found", fmt::format("no withdrawal with id {}", withdrawal_id));
+    // Another account's withdrawal is answered as absent: a bound token cannot probe ids.
+    if (!record || !caller.may_act_for(record->user_id)) {
+      return error(404, "not_found", fmt::format("no withdrawal with id {}", withdrawal_id));
+    }
     return std::move(*record);
   });
 }
 
 outcome<account_record> operations::get_account(const principal& caller, std::int64_t user_id) {
   if (auto denied = check_scope(caller, scope::read)) return *denied;
+  if (auto denied = check_account(caller, user_id)) return *denied;
   return guarded<account_record>("find account", false, [&]() -> outcome<account_record> {
     auto record = store_.find_account(user_id);
     if (!record) return error(404, "unknown_user", fmt::format("user_id {} has no account", user_id));
@@ -180,6 +193,7 @@ outcome<deposit_made> operations::deposit(const principal& caller, std::int64_t 
     return error(404, "not_found", "deposits are disabled on this service (api.enable_deposits = false)");
   }
   if (auto denied = check_scope(caller, scope::deposit)) return *denied;
+  if (auto denied = check_account(caller, user_id)) return *denied;
   if (auto bad_key = check_key(idempotency_key, true)) return *bad_key;
   if (const auto* bad = std::get_if<api_error>(&amount)) return *bad;
   auto validated = validate_deposit_amount(std::get<std::string>(amount));

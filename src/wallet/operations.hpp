@@ -86,6 +86,10 @@ class operations {
 
 /// 403 forbidden unless `caller` has `needed`.
 std::optional<api_error> check_scope(const principal& caller, scope needed);
+/// 403 forbidden when `caller`'s token is bound to accounts (users=) other than `user_id`.
+/// Withdrawals, account reads and deposits check it; GetWithdrawal answers another account's
+/// withdrawal 404 not_found instead, as if it did not exist.
+std::optional<api_error> check_account(const principal& caller, std::int64_t user_id);
 
 /// The 503 database_unavailable answer for `e` (nothing written; in doubt: retry with the same key).
 api_error unavailable_error(const database_unavailable& e, bool money_moves);

@@ -87,6 +87,22 @@ TEST_CASE("lines name the token and its scopes, a digest alone has every scope",
   CHECK(plain->scopes == wallet::principal::all_scopes);
 }
 
+TEST_CASE("users= binds a token to accounts, without it a token acts for every account", "[wallet][auth]") {
+  const auto set = wallet::token_set::parse(std::string(s3cret_digest) + " shop-42 withdraw,read users=42,43\n" +
+                                                other_digest + " gateway withdraw,read\n",
+                                            "test");
+  const auto shop = set.authenticate("Bearer s3cret-token");
+  REQUIRE(shop);
+  CHECK(shop->users == std::vector<std::int64_t>{42, 43});
+  CHECK(shop->may_act_for(42));
+  CHECK(shop->may_act_for(43));
+  CHECK_FALSE(shop->may_act_for(44));
+  const auto gateway = set.authenticate("Bearer other-token");
+  REQUIRE(gateway);
+  CHECK(gateway->users.empty());
+  CHECK(gateway->may_act_for(44));
+}
+
 TEST_CASE("bad names and scopes are config errors naming the line", "[wallet][auth]") {
   auto error_of = [](const std::string& line) -> std::string {
     try {
@@ -101,6 +117,12 @@ TEST_CASE("bad names and scopes are config errors naming the line", "[wallet][au
   CHECK_THAT(error_of(std::string(other_digest) + " gateway read,"), Catch::Contains("scopes"));
   CHECK_THAT(error_of(std::string(other_digest) + " gate/way read"), Catch::Contains("token name"));
   CHECK_THAT(error_of(std::string(other_digest) + " gateway read extra"), Catch::Contains("line 2"));
+  // users= takes positive integer user_ids only.
+  for (const auto* bad : {"users=", "users=0", "users=-4", "users=4,", "users=4x", "users=a", "user=4"}) {
+    CAPTURE(bad);
+    CHECK_THAT(error_of(std::string(other_digest) + " gateway read " + bad), Catch::Contains("users=<user_id>"));
+  }
+  CHECK_THAT(error_of(std::string(other_digest) + " gateway read users=4 extra"), Catch::Contains("line 2"));
 }
 
 TEST_CASE("tokens come from auth.tokens_file, else the api-tokens credential, else auth.disabled", "[wallet][auth]") {
