@@ -36,6 +36,7 @@
 #include <pqxx/pqxx>
 
 #include "bench_support.hpp"
+#include "peer_systems.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -108,188 +109,10 @@ options parse_options(int argc, char** argv) {
   return o;
 }
 
-/// One system under test: where its rows go, how it starts and how it is cleaned up.
-class system_under_test {
- public:
-  virtual ~system_under_test() = default;
-  virtual std::string name() const = 0;
-  /// The database URL the rows are written through.
-  virtual std::string url() const = 0;
-  /// The schema its tables live in.
-  virtual std::string schema() const = 0;
-  /// One INSERT with $1 = key, $2 = payload.
-  virtual std::string insert_sql() const = 0;
-  /// Starts its processes (logs: LOG, LOG.2, ...).
-  virtual std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) = 0;
-};
-
-class our_relay final : public system_under_test {
- public:
-  our_relay(std::string topic, int instances) : topic_(std::move(topic)), instances_(instances) {}
-  std::string name() const override {
-    return instances_ == 1 ? "outbox-relay" : fmt::format("outbox-relay x{}", instances_);
-  }
-  std::string url() const override { return schema_.url(); }
-  std::string schema() const override {
-    auto db = schema_.connect();
-    return pqxx::nontransaction(db).exec1("SELECT current_schema()")[0].as<std::string>();
-  }
-  std::string insert_sql() const override {
-    auto db = schema_.connect();
-    return fmt::format(
-        "INSERT INTO outbox_messages (topic, key, payload, headers) "
-        "VALUES ({}, $1, convert_to($2, 'UTF8'), '{{\"event-type\": \"WithdrawalCreated\"}}')",
-        db.quote(topic_));
-  }
-  std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) override {
-    std::vector<std::unique_ptr<test_support::child_process>> relays;
-    for (int i = 1; i <= instances_; ++i) relays.push_back(start_one(i == 1 ? log : fmt::format("{}.{}", log, i)));
-    return relays;
-  }
-
- private:
-  std::unique_ptr<test_support::child_process> start_one(const std::string& log) const {
-    return std::make_unique<test_support::child_process>(
-        test_support::bin_path("outbox-relay"),
-        std::vector<std::string>{"--config", std::string(OUTBOX_SOURCE_DIR) + "/conf/relay.toml"},
-        std::map<std::string, std::string>{
-            {"DATABASE_URL", schema_.url()},
-            {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
-            {"RELAY_HTTP_PORT", "0"}},
-        log);
-  }
-
- private:
-  std::string topic_;
-  int instances_;
-  test_support::test_schema schema_;
-};
-
-/// A peer driven through bench/peers/<peer>/peer.sh.
-class peer final : public system_under_test {
- public:
-  peer(std::string folder, const std::string& topic)
-      : folder_(std::move(folder)),
-        env_{{"DATABASE_URL", test_support::require_env("DATABASE_URL")},
-             {"KAFKA_BOOTSTRAP_SERVERS", test_support::require_env("KAFKA_BOOTSTRAP_SERVERS")},
-             {"PEER_TOPIC", topic},
-             {"PEER_SCHEMA", test_support::unique_name("bench_peer")}} {
-    run("setup");
-    run("schema");
-    insert_sql_ = output_of("insert-sql");
-    name_ = output_of("describe");
-  }
-  ~peer() override {
-    try {
-      run("teardown");
-    } catch (const std::exception& e) {
-      fmt::print("# {}: teardown: {}\n", folder_, e.what());
-    }
-  }
-  std::string name() const override { return name_; }
-  std::string url() const override { return env_.at("DATABASE_URL"); }
-  std::string schema() const override { return env_.at("PEER_SCHEMA"); }
-  std::string insert_sql() const override { return insert_sql_; }
-  std::vector<std::unique_ptr<test_support::child_process>> start(const std::string& log) override {
-    std::vector<std::unique_ptr<test_support::child_process>> one;
-    one.push_back(std::make_unique<test_support::child_process>(
-        "/bin/bash", std::vector<std::string>{script(), "start"}, env_, log));
-    return one;
-  }
-
- private:
-  std::string script() const { return folder_ + "/peer.sh"; }
-  /// Runs `peer.sh ACTION` to the end; throws with its output when it fails.
-  void run(const std::string& action) const {
-    const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("peer_" + action));
-    test_support::child_process step("/bin/bash", {script(), action}, env_, log);
-    const auto code = step.wait(15min);
-    if (action == "teardown" && code == 2) return;  // a peer without a teardown
-    if (code != 0) throw std::runtime_error(fmt::format("{} {} failed:\n{}", script(), action, step.log()));
-  }
-  /// The standard output of `peer.sh ACTION`, without its last newline.
-  std::string output_of(const std::string& action) const {
-    std::string command;
-    for (const auto& [name, value] : env_) command += fmt::format("{}='{}' ", name, value);
-    command += fmt::format("/bin/bash '{}' {}", script(), action);
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-    if (!pipe) throw std::runtime_error("cannot run " + command);
-    std::string out;
-    std::array<char, 4096> buffer{};
-    for (std::size_t n; (n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0;) out.append(buffer.data(), n);
-    if (pclose(pipe.release()) != 0) throw std::runtime_error(fmt::format("{} {} failed", script(), action));
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-  }
-
-  std::string folder_;
-  std::map<std::string, std::string> env_;
-  std::string insert_sql_;
-  std::string name_;
-};
-
-std::unique_ptr<system_under_test> make_system(const options& o, const std::string& topic) {
-  if (o.system == "relay") return std::make_unique<our_relay>(topic, o.instances);
-  if (o.instances != 1) throw std::invalid_argument("--instances: only the relay runs as several instances here");
-  return std::make_unique<peer>(o.system, topic);
-}
-
-/// A started system's processes: whether they run, peak RSS while they run (the largest one's),
-/// their CPU together at the end, and a stop.
-class running_system {
- public:
-  running_system(system_under_test& system, const std::string& log) : name_(system.name()) {
-    processes_ = system.start(log);
-  }
-  running_system(const running_system&) = delete;
-  running_system& operator=(const running_system&) = delete;
-  ~running_system() { stop(); }
-
-  /// Throws with the logs when a process is gone.
-  void require_running(std::string_view during) {
-    for (auto& p : processes_) {
-      if (!p->running()) throw std::runtime_error(fmt::format("{} exited {}:\n{}", name_, during, p->log()));
-    }
-  }
-  bool running() {
-    return std::all_of(processes_.begin(), processes_.end(), [](auto& p) { return p->running(); });
-  }
-  void sample() {
-    for (auto& p : processes_) peak_rss_kib_ = std::max(peak_rss_kib_, bench::proc_status_kib(p->pid(), "VmRSS"));
-  }
-  void report(std::int64_t rows) {
-    double cpu = 0;
-    for (auto& p : processes_) {
-      peak_rss_kib_ = std::max(peak_rss_kib_, bench::proc_status_kib(p->pid(), "VmHWM"));
-      cpu += bench::proc_cpu_seconds(p->pid());
-    }
-    fmt::print("# peak RSS {:.1f} MiB, CPU {:.2f} s ({:.1f} s per 1M rows)\n",
-               static_cast<double>(peak_rss_kib_) / 1024, cpu, cpu * 1e6 / static_cast<double>(rows));
-    result("peak_rss_mib", static_cast<double>(peak_rss_kib_) / 1024);
-    result("cpu_s", cpu);
-    result("cpu_s_per_1m", cpu * 1e6 / static_cast<double>(rows));
-  }
-  void stop() {
-    for (auto& p : processes_) p->signal(SIGTERM);
-    for (auto& p : processes_) {
-      if (!p->wait(60s)) {
-        p->signal(SIGKILL);
-        p->wait(10s);
-      }
-    }
-    processes_.clear();
-  }
-
- private:
-  std::string name_;
-  std::vector<std::unique_ptr<test_support::child_process>> processes_;
-  std::int64_t peak_rss_kib_ = 0;
-};
-
 int drain(const options& o) {
   const auto topic = test_support::unique_name("bench_peer_drain");
   test_support::create_topic(topic, 6, bench::log_append_time);
-  auto system = make_system(o, topic);
+  auto system = peer_bench::make_system(o.system, o.instances, topic);
   fmt::print("# system: {}\n", system->name());
   {
     pqxx::connection db(system->url());
@@ -317,7 +140,7 @@ int drain(const options& o) {
   const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("peer_drain"));
   fmt::print("# log: {}\n", log);
   const auto started_us = bench::now_us();
-  running_system process(*system, log);
+  peer_bench::running_system process(*system, log);
   const auto deadline = steady::now() + 30min;
   while (arrivals.distinct() < static_cast<std::size_t>(o.rows)) {
     process.require_running("during the drain");
@@ -351,13 +174,13 @@ int drain(const options& o) {
 int latency(const options& o) {
   const auto topic = test_support::unique_name("bench_peer_latency");
   test_support::create_topic(topic, 6);
-  auto system = make_system(o, topic);
+  auto system = peer_bench::make_system(o.system, o.instances, topic);
   fmt::print("# system: {}\n", system->name());
   const auto insert = system->insert_sql();
   bench::arrival_recorder arrivals(topic, bench::message_id::seq_in_value);
   const auto log = fmt::format("/tmp/{}.log", test_support::unique_name("peer_latency"));
   fmt::print("# log: {}\n", log);
-  running_system process(*system, log);
+  peer_bench::running_system process(*system, log);
   {
     // Row 0 first: the load starts once the system delivers (a JVM's start-up is not latency).
     pqxx::connection db(system->url());
@@ -370,41 +193,21 @@ int latency(const options& o) {
     if (arrivals.distinct() < 1) throw std::runtime_error(system->name() + " delivered nothing within 180 s");
   }
 
-  struct written {
-    std::int64_t seq;
-    std::int64_t committed_us;
-    bool measured;  // false during the warm-up
-  };
-  std::vector<std::vector<written>> per_writer(static_cast<std::size_t>(o.writers));
-  std::vector<std::thread> writers;
-  const auto start = steady::now() + 200ms;
-  const auto measured_from = start + std::chrono::seconds(o.warmup);
-  const auto end = measured_from + std::chrono::seconds(o.seconds);
-  const auto period = std::chrono::nanoseconds(std::int64_t{1'000'000'000} * o.writers / o.rate);
-  std::atomic<std::int64_t> sequence{0};
+  std::vector<std::unique_ptr<pqxx::connection>> connections;  // one per writer
   for (int w = 0; w < o.writers; ++w) {
-    writers.emplace_back([&, w] {
-      pqxx::connection db(system->url());
-      db.prepare("insert", insert);
-      auto& out = per_writer[static_cast<std::size_t>(w)];
-      auto next = start + period * w / o.writers;  // staggered, so that rows arrive evenly
-      while (next < end) {
-        std::this_thread::sleep_until(next);
-        const std::int64_t i = sequence.fetch_add(1) + 1;
-        pqxx::work tx(db);
+    connections.push_back(std::make_unique<pqxx::connection>(system->url()));
+    connections.back()->prepare("insert", insert);
+  }
+  const auto writes = bench::paced_writers(
+      o.rate, o.writers, o.warmup, o.seconds,
+      [&](int w, std::int64_t i) {
+        pqxx::work tx(*connections[static_cast<std::size_t>(w)]);
         tx.exec_prepared0("insert", key_of(i), payload_of(i));
         tx.commit();
-        out.push_back({i, bench::now_us(), next >= measured_from});
-        next += period;
-      }
-    });
-  }
-  while (steady::now() < end) {
-    process.sample();
-    std::this_thread::sleep_for(100ms);
-  }
-  for (auto& t : writers) t.join();
-  const auto written_total = static_cast<std::size_t>(sequence.load()) + 1;  // and row 0
+        return bench::write_receipt{i, 0};
+      },
+      [&] { process.sample(); });
+  const auto written_total = writes.size() + 1;  // and row 0
   test_support::wait_until([&] { return arrivals.distinct() >= written_total; }, 60s, 50ms);
   arrivals.stop();
   process.require_running("during the run");
@@ -413,13 +216,11 @@ int latency(const options& o) {
 
   std::vector<std::int64_t> latencies;
   std::size_t measured = 0;
-  for (const auto& list : per_writer) {
-    for (const auto& w : list) {
-      if (!w.measured) continue;
-      ++measured;
-      const auto it = arrivals.first_arrival_us().find(w.seq);
-      if (it != arrivals.first_arrival_us().end()) latencies.push_back(it->second - w.committed_us);
-    }
+  for (const auto& w : writes) {
+    if (!w.measured) continue;
+    ++measured;
+    const auto it = arrivals.first_arrival_us().find(w.receipt.id);
+    if (it != arrivals.first_arrival_us().end()) latencies.push_back(it->second - w.committed_us);
   }
   const auto missing = static_cast<std::int64_t>(measured - latencies.size());
   fmt::print("# steady load: {} rows in {} s after a {} s warm-up ({:.0f} rows/s, {} writers), {} missing\n", measured,

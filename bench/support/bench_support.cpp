@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -68,6 +69,46 @@ void print_latencies(const std::string& name, const std::string& label, std::vec
   result(name + "p90_ms", ms(0.9));
   result(name + "p99_ms", ms(0.99));
   result(name + "max_ms", ms(1.0));
+}
+
+std::vector<paced_write> paced_writers(int rate, int writers, int warmup, int seconds,
+                                       const std::function<write_receipt(int writer, std::int64_t seq)>& write_one,
+                                       const std::function<void()>& tick) {
+  std::vector<std::vector<paced_write>> per_writer(static_cast<std::size_t>(writers));
+  std::vector<std::thread> threads;
+  const auto start = steady::now() + std::chrono::milliseconds(200);
+  const auto measured_from = start + std::chrono::seconds(warmup);
+  const auto end = measured_from + std::chrono::seconds(seconds);
+  const auto period = std::chrono::nanoseconds(std::int64_t{1'000'000'000} * writers / rate);
+  std::atomic<std::int64_t> sequence{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      try {
+        auto& out = per_writer[static_cast<std::size_t>(w)];
+        for (auto next = start + period * w / writers; next < end; next += period) {
+          std::this_thread::sleep_until(next);
+          const auto receipt = write_one(w, sequence.fetch_add(1) + 1);
+          out.push_back({receipt, now_us(), next >= measured_from});
+        }
+      } catch (...) {
+        const std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+    });
+  }
+  if (tick) {
+    while (steady::now() < end) {
+      tick();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  for (auto& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+  std::vector<paced_write> all;
+  for (auto& list : per_writer) all.insert(all.end(), list.begin(), list.end());
+  return all;
 }
 
 std::int64_t topic_size(const std::string& topic) {

@@ -1,10 +1,11 @@
 // Pieces every benchmark driver in bench/ shares: result lines, process figures from /proc,
-// percentiles and a consumer that stamps when each message first arrived.
+// percentiles, paced writers and a consumer that stamps when each message first arrived.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,28 @@ double proc_cpu_seconds(int pid);
 double percentile(std::vector<std::int64_t> values, double q);
 /// `# label: p50 … p99 … max …` for people and `<name>p50_ms`, p90, p99, max result lines.
 void print_latencies(const std::string& name, const std::string& label, std::vector<std::int64_t> us);
+
+/// What a paced write reports: the id the consumer will know the row by, and (when the writer
+/// knows it) the row's created_at in µs since the epoch.
+struct write_receipt {
+  std::int64_t id = 0;
+  std::int64_t created_us = 0;
+};
+/// One row written at a steady rate.
+struct paced_write {
+  write_receipt receipt;
+  std::int64_t committed_us = 0;  // now_us() once write_one returned: the writer's COMMIT came back
+  bool measured = false;          // false during the warm-up
+};
+/// `rate` rows/s in total from `writers` threads (staggered across the period so that rows arrive
+/// evenly), from 200 ms after the call for `warmup` + `seconds` seconds. Writer w calls
+/// `write_one(w, seq)` with seq = 1, 2, ... across all writers; it must return once the row is
+/// committed (writer w's calls come from one thread, one at a time: give each writer its own
+/// connection). `tick`, when given, runs on the calling thread every 100 ms meanwhile. Returns every
+/// write (warm-up ones marked), grouped by writer; rethrows the first writer's exception.
+std::vector<paced_write> paced_writers(int rate, int writers, int warmup, int seconds,
+                                       const std::function<write_receipt(int writer, std::int64_t seq)>& write_one,
+                                       const std::function<void()>& tick = {});
 
 /// Sum of the end offsets of a topic's partitions: how many messages it holds.
 std::int64_t topic_size(const std::string& topic);

@@ -133,9 +133,8 @@ void service::impl::finish(sent_batch& sent, const std::vector<delivery_result>&
   // The fast path: every row acknowledged, and the claim already deleted them all: commit. Any
   // other outcome takes the slow path for this batch: the claim is rolled back, the rows are locked
   // again, and each row's outcome is written as before the fast path existed.
-  const bool all_acknowledged = std::all_of(results.begin(), results.end(), [](const delivery_result& r) {
-    return r.status == delivery_status::persisted;
-  });
+  const bool all_acknowledged = std::all_of(
+      results.begin(), results.end(), [](const delivery_result& r) { return r.status == delivery_status::persisted; });
   if (!all_acknowledged) sent.batch.settle_slowly();
   std::vector<std::int64_t> acknowledged;
   acknowledged.reserve(rows.size());

@@ -66,8 +66,7 @@ RETURNING o.id, o.topic, o.key, o.payload, o.headers::text, o.attempts,
 
 // The slow path of a batch whose rows did not all reach the broker (claimed_batch::settle_slowly):
 // the same rows locked again, not deleted, in a new transaction.
-constexpr const char* relock_sql =
-    "SELECT id FROM outbox_messages WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
+constexpr const char* relock_sql = "SELECT id FROM outbox_messages WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE";
 
 // pending_rows: counting 1M rows costs ~150 ms, so the exact count stops at 100,000 and the
 // planner's estimate (scaled to the table's current size) takes over. The CASE keeps the count
@@ -407,8 +406,8 @@ void claimed_batch::settle_slowly() {
   for (const auto& row : rows_) ids.push_back(row.id);
   const auto locked = tx_->exec_prepared("relay_relock", array_literal(ids));
   if (locked.size() != ids.size()) {
-    spdlog::warn("batch of {}: {} rows were gone when it was locked again (removed by another session)",
-                 ids.size(), ids.size() - locked.size());
+    spdlog::warn("batch of {}: {} rows were gone when it was locked again (removed by another session)", ids.size(),
+                 ids.size() - locked.size());
   }
 }
 

@@ -119,9 +119,9 @@ class claimed_batch {
 
   std::unique_ptr<pqxx::transaction_base> tx_;
   std::vector<outbox_row> rows_;
-  bool* busy_;                     // the store's flag for the connection this batch occupies
-  pqxx::connection* connection_;   // that connection
-  bool deleted_ = true;            // the fast path: rows_ are deleted in tx_
+  bool* busy_;                    // the store's flag for the connection this batch occupies
+  pqxx::connection* connection_;  // that connection
+  bool deleted_ = true;           // the fast path: rows_ are deleted in tx_
 };
 
 /// How the store's sessions are set up.

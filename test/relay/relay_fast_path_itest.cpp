@@ -34,9 +34,8 @@ CREATE CONSTRAINT TRIGGER test_hold_commit AFTER DELETE ON outbox_messages
 }
 
 void lock_hold(pqxx::connection& db, bool locked) {
-  pqxx::nontransaction(db).exec1(
-      fmt::format("SELECT {}(hashtext(current_schema() || ':test-hold'), 0)",
-                  locked ? "pg_advisory_lock" : "pg_advisory_unlock"));
+  pqxx::nontransaction(db).exec1(fmt::format("SELECT {}(hashtext(current_schema() || ':test-hold'), 0)",
+                                             locked ? "pg_advisory_lock" : "pg_advisory_unlock"));
 }
 
 std::int64_t stream_rows_pending(pqxx::connection& db, const std::string& stream) {
@@ -49,9 +48,10 @@ std::int64_t stream_rows_pending(pqxx::connection& db, const std::string& stream
 
 // Pins: a relay that dies after the broker acknowledged a batch but before the COMMIT that deletes
 // it loses rows. The rows must come back and be sent again (a duplicate), never be lost.
-TEST_CASE("relay fast path: SIGKILL after the broker acknowledged a batch and before its commit re-sends it, loses "
-          "nothing and keeps order",
-          "[relay][integration][fast-path][crash]") {
+TEST_CASE(
+    "relay fast path: SIGKILL after the broker acknowledged a batch and before its commit re-sends it, loses "
+    "nothing and keeps order",
+    "[relay][integration][fast-path][crash]") {
   relay_itest::relay_setup setup("relay_fast_kill", 6);
   auto& [schema, db, topic] = setup;
   const auto rows = relay_itest::insert_rows(db, topic, 2000, "'k' || (i % 50)");
@@ -59,8 +59,8 @@ TEST_CASE("relay fast path: SIGKILL after the broker acknowledged a batch and be
   auto holder = schema.connect();
   lock_hold(holder, true);
 
-  auto relay = std::make_unique<relay_process>(schema, std::map<std::string, std::string>{
-                                                           {"RELAY_OUTBOX_BATCH_SIZE", "500"}});
+  auto relay =
+      std::make_unique<relay_process>(schema, std::map<std::string, std::string>{{"RELAY_OUTBOX_BATCH_SIZE", "500"}});
   INFO("relay log: " << relay->log_path());
   REQUIRE(relay->wait_ready());
   const auto [main_backend, claims_backend] = relay_itest::relay_backends(*relay, db);
@@ -111,9 +111,10 @@ TEST_CASE("relay fast path: SIGKILL after the broker acknowledged a batch and be
 // attempts for rows it never got, or re-sends what it acknowledged. Such a batch is rolled back and
 // settled row by row: the acknowledged rows are deleted, the refused ones stay as they were, and
 // once the stream takes entries again they arrive in order.
-TEST_CASE("relay fast path: a batch the broker refuses in part is rolled back and settled row by row, and the "
-          "refused rows are sent again in order",
-          "[relay][integration][fast-path][redis]") {
+TEST_CASE(
+    "relay fast path: a batch the broker refuses in part is rolled back and settled row by row, and the "
+    "refused rows are sent again in order",
+    "[relay][integration][fast-path][redis]") {
   test_support::test_schema schema;
   auto db = schema.connect();
   const auto refused = test_support::unique_name("relay_refused");
@@ -158,8 +159,9 @@ TEST_CASE("relay fast path: a batch the broker refuses in part is rolled back an
     CHECK(row[2].as<int>() == 0);
   }
   CHECK(relay_itest::dead_letter_rows(db) == 0);
-  CHECK(relay_itest::relay_metric(relay, fmt::format("relay_publish_blocked{{reason=\"wrongtype\",topic=\"{}\"}}", refused)).value_or(0) ==
-        Approx(1.0));
+  CHECK(relay_itest::relay_metric(relay,
+                                  fmt::format("relay_publish_blocked{{reason=\"wrongtype\",topic=\"{}\"}}", refused))
+            .value_or(0) == Approx(1.0));
 
   redis.command({"DEL", refused});  // the operator fixes the stream
   REQUIRE(relay_itest::wait_drained(db, 60s));
