@@ -67,7 +67,8 @@ void block_scanner::reset() noexcept {
 }
 
 void block_scanner::drop_receipts(std::uint64_t first, std::uint64_t last) {
-  std::erase_if(receipts_, [&](const auto& entry) { return entry.second.block >= first && entry.second.block <= last; });
+  std::erase_if(receipts_,
+                [&](const auto& entry) { return entry.second.block >= first && entry.second.block <= last; });
 }
 
 void block_scanner::drop_last() {
@@ -131,9 +132,8 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
       const json& receipts = results[at + 1];
       if (!header.is_object() || !receipts.is_array()) return;  // not there (yet): next advance
       const std::string hash = hash_field(header, "hash", "eth_getBlockByNumber");
-      if (!blocks_.empty() &&
-          (blocks_.rbegin()->first + 1 != n ||
-           hash_field(header, "parentHash", "eth_getBlockByNumber") != blocks_.rbegin()->second)) {
+      if (!blocks_.empty() && (blocks_.rbegin()->first + 1 != n ||
+                               hash_field(header, "parentHash", "eth_getBlockByNumber") != blocks_.rbegin()->second)) {
         return;  // the chain moved between our calls: the next advance checks the last block again
       }
       const auto transactions = header.find("transactions");
@@ -149,7 +149,8 @@ void block_scanner::advance(eth_rpc& rpc, std::uint64_t head) {
         if (!receipt) return;
         ours.emplace_back(hash_field(item, "transactionHash", "eth_getBlockReceipts"), std::move(*receipt));
       }
-      for (auto& [tx_hash, receipt] : ours) receipts_.insert_or_assign(std::move(tx_hash), held_receipt{n, std::move(receipt)});
+      for (auto& [tx_hash, receipt] : ours)
+        receipts_.insert_or_assign(std::move(tx_hash), held_receipt{n, std::move(receipt)});
       blocks_.emplace(n, hash);
       ++taken;
     }
