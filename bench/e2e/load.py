@@ -2,7 +2,7 @@
 """Paced withdrawal load for bench/e2e/run.sh and bench/soak/run.sh (stdlib only).
 
     load.py API_URL --count N --rate R --users U --first-user F --run-id ID
-            [--workers W] [--ids-out FILE] [--deposits-only | --no-deposits]
+            [--workers W] [--ids-out FILE] [--deposits-only | --no-deposits] [--own-recipient]
 
 Credits U fresh accounts F .. F+U-1 (POST /v1/accounts/{id}/deposits, 100 each), then sends N
 withdrawals (POST /v1/withdrawals) at R per second on a fixed schedule: withdrawal i leaves at
@@ -11,11 +11,14 @@ W worker processes (default 1) share the schedule (worker k sends i = k, k+W, ..
 own keep-alive connection and with its own slice of the users, so no two workers contend for
 one account. Every request has its own Idempotency-Key (a retried request is not a second
 withdrawal). --ids-out writes the withdrawal ids, one a line. --deposits-only credits and stops;
---no-deposits sends to accounts credited before. Progress on stderr. Exits 1 on any refused
-request.
+--no-deposits sends to accounts credited before. Withdrawals go to a fresh random address each,
+or with --own-recipient to one address per user (derived from the user id), so that the chain's
+account count stays at the number of users however long the run (bench/soak: a dev chain's cost
+per block grows with its accounts). Progress on stderr. Exits 1 on any refused request.
 """
 
 import argparse
+import hashlib
 import multiprocessing
 import http.client
 import json
@@ -87,6 +90,11 @@ def deposits(client, first, users, counter):
     return [], []
 
 
+def own_recipient(user):
+    """The one address user USER withdraws to under --own-recipient (lower case: no checksum)."""
+    return "0x" + hashlib.sha256(f"bench-recipient-{user}".encode()).hexdigest()[:40]
+
+
 def withdrawals(args, client, worker, first, users, start, counter, failed):
     ids, lags = [], []
     if users == 0:
@@ -101,7 +109,7 @@ def withdrawals(args, client, worker, first, users, start, counter, failed):
         lags.append(max(0.0, time.monotonic() - due))
         body = {
             "user_id": first + n % users,
-            "to_address": "0x" + secrets.token_hex(20),
+            "to_address": own_recipient(first + n % users) if args.own_recipient else "0x" + secrets.token_hex(20),
             # 0.00001 .. 0.00999 ETH as an exact decimal string.
             "amount": f"0.{secrets.randbelow(999) + 1:05d}",
             "chain": "eth",
@@ -172,6 +180,7 @@ def main():
     phase = parser.add_mutually_exclusive_group()
     phase.add_argument("--deposits-only", action="store_true")
     phase.add_argument("--no-deposits", action="store_true")
+    parser.add_argument("--own-recipient", action="store_true")
     args = parser.parse_args()
     if args.workers < 1 or args.users < 1 or args.rate <= 0 or args.count < 0:
         parser.error("--workers and --users must be at least 1, --rate above 0, --count at least 0")

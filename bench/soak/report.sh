@@ -2,7 +2,7 @@
 # The soak's plots and summary (sourced by bench/soak/run.sh). Reads OUT/soak.tsv, whose columns
 # are SAMPLE_HEADER's and the latency window's (created signed p50_ms p99_ms max_ms), and the
 # run's settings from run.sh's variables (out, duration, interval, rate, users, workers, t0_ms,
-# load_before, load_after, drained, quarters).
+# load_before, load_after, drained, quarters, anvil_flags).
 
 # Small PNGs as scripts/bench makes them.
 readonly SOAK_TERMINAL="set terminal pngcairo size 720,405 font 'DejaVu Sans,9' noenhanced"
@@ -96,12 +96,14 @@ plot '${tsv}' skip 1 using 1:(\$$(column table_bytes) / 1048576) with lines lw 2
 set output '${out}/rss.png'
 set title 'Resident memory (VmRSS) over time'
 set ylabel 'MiB'
+set y2label 'anvil MiB'
+plot '${tsv}' skip 1 using 1:(\$$(column relay_rss_kib) / 1024) with lines lw 2 title 'outbox-relay', \
+     '' skip 1 using 1:(\$$(column wallet_rss_kib) / 1024) with lines title 'wallet-service', \
+     '' skip 1 using 1:(\$$(column broadcaster_rss_kib) / 1024) with lines title 'broadcaster-worker', \
+     '' skip 1 using 1:(\$$(column anvil_rss_kib) / 1024) axes x1y2 with lines dt 2 title 'anvil, the dev chain (right axis)'
 unset y2label
 unset y2tics
 set ytics mirror
-plot '${tsv}' skip 1 using 1:(\$$(column relay_rss_kib) / 1024) with lines lw 2 title 'outbox-relay', \
-     '' skip 1 using 1:(\$$(column wallet_rss_kib) / 1024) with lines title 'wallet-service', \
-     '' skip 1 using 1:(\$$(column broadcaster_rss_kib) / 1024) with lines title 'broadcaster-worker'
 
 set output '${out}/latency.png'
 set title 'Commit -> consumer (created_at -> signed_at) per ${interval} s window'
@@ -130,9 +132,10 @@ write_summary() {
   echo "## Soak: ${rate} withdrawals/s for ${duration} s through the API, relay and broadcaster running"
   echo
   echo "Load: ${rate} withdrawals/s on a fixed schedule over ${users} accounts (credited first through the"
-  echo "deposit API) from ${workers} processes, each with its own keep-alive connection and slice of the users;"
+  echo "deposit API) from ${workers} processes, each with its own keep-alive connection and slice of the users,"
+  echo "each user's withdrawals to one address of their own;"
   echo "outbox-relay and broadcaster-worker (events mode, Kafka) with their defaults from \`conf/\`, an anvil of"
-  echo "the run's own with a block every second. A sample every ${interval} s: \`pg_relation_size\` and"
+  echo "the run's own with a block every second (\`${anvil_flags}\`). A sample every ${interval} s: \`pg_relation_size\` and"
   echo "\`pg_indexes_size\` of \`outbox_messages\`, \`pg_stat_user_tables\`, VmRSS of each daemon from /proc."
   echo
   echo "**Commit → consumer** = \`withdrawals.signed_at − created_at\`: \`created_at\` is \`now()\` of the wallet's"
@@ -149,7 +152,7 @@ write_summary() {
   row "outbox_messages table, MiB (mean)" "$(quarter_mean table_bytes first)" "$(quarter_mean table_bytes last)" 1048576 '%.2f' 1048576 "$(column_max table_bytes)"
   row "its indexes, MiB (mean)" "$(quarter_mean index_bytes first)" "$(quarter_mean index_bytes last)" 1048576 '%.2f' 1048576 "$(column_max index_bytes)"
   row "dead tuples (mean)" "$(quarter_mean n_dead_tup first)" "$(quarter_mean n_dead_tup last)" 1 '%.0f' 10000 "${dead_max}"
-  for name in relay wallet broadcaster; do
+  for name in relay wallet broadcaster anvil; do
     row "${name} RSS, MiB (mean)" "$(quarter_mean "${name}_rss_kib" first)" "$(quarter_mean "${name}_rss_kib" last)" 1024 '%.1f' 4096 "$(column_max "${name}_rss_kib")"
   done
   row "commit → consumer p50, ms (exact)" "${f_p50}" "${l_p50}" 1 '%.1f' 20
@@ -160,7 +163,8 @@ write_summary() {
   echo
   echo "Flat = the last quarter's mean at most 1.2 × the first's, or less than a small absolute step above it"
   echo "(1 MiB for sizes, 4 MiB for RSS, 10,000 dead tuples, 20 ms for latency, 2 s of load pending). \"max\" of"
-  echo "p99 is the worst ${interval}-s window's. Whole run: ${a_n} withdrawals, commit → consumer p50 ${a_p50} ms,"
+  echo "p99 is the worst ${interval}-s window's. anvil is the dev chain, not ours: it fills its 256 blocks of kept"
+  echo "transactions in the first ~4 minutes, then grows ~25 MiB a minute at 200/s (bench/README.md, \"Soak\"). Whole run: ${a_n} withdrawals, commit → consumer p50 ${a_p50} ms,"
   echo "p99 ${a_p99} ms (quarters: ${f_n} and ${l_n} withdrawals); ${unsigned} never signed."
   echo "CPU over the run (share of one core, from /proc/PID/stat between the first and the last sample):"
   echo "$(cpu_share relay) outbox-relay, $(cpu_share wallet) wallet-service, $(cpu_share broadcaster) broadcaster-worker,"

@@ -3,7 +3,8 @@
 # running (events mode, Kafka), sampled over time, to show that nothing creeps: the outbox table
 # and its indexes, the daemons' memory and the commit -> consumer latency stay flat.
 #
-#   bench/soak/run.sh [--duration S] [--interval S] [--rate R] [--users U] [--workers W] [--out DIR]
+#   bench/soak/run.sh [--duration S] [--interval S] [--rate R] [--users U] [--workers W]
+#                     [--anvil-rss-limit MIB] [--out DIR]
 #
 #   --duration  seconds of load (default 1800; scripts/bench --quick passes 180)
 #   --interval  seconds between samples, and the latency windows (default 10)
@@ -13,6 +14,8 @@
 #   --users     accounts the load is spread over, credited first through the deposit API (10000)
 #   --workers   load processes, each with its own keep-alive connection and slice of the users
 #               (default: one per 15 withdrawals/s, 4 to 16; the wallet has 16 HTTP threads)
+#   --anvil-rss-limit  stop the run (exit 1) when the chain's anvil is above this many MiB
+#               resident (default 4096): a dev chain must not take the shared machine down
 #   --out       results (default .local/bench/soak): soak.tsv (one row per sample), PNG plots,
 #               summary.md; logs/ holds the daemons' logs
 #
@@ -21,7 +24,8 @@
 # services is disturbed. Hot wallet: anvil's dev account #9, as bench/e2e. Needs scripts/services
 # (PostgreSQL, Kafka), built binaries (OUTBOX_BUILD_DIR, default build/), gnuplot.
 # Progress on stderr; stdout: summary.md, and its path on the last line. Exits 1 if the pipeline
-# did not keep up (withdrawals still pending after the load) or a request was refused.
+# did not keep up (withdrawals still pending after the load), a request was refused, or anvil
+# went above --anvil-rss-limit.
 set -euo pipefail
 
 OUTBOX_LOG_TAG=bench-soak
@@ -35,9 +39,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib/e2e.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/report.sh"
 cd "${OUTBOX_ROOT}"
 
-usage() { sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-out="${OUTBOX_LOCAL}/bench/soak" duration=1800 interval=10 rate=200 users=10000 workers=""
+out="${OUTBOX_LOCAL}/bench/soak" duration=1800 interval=10 rate=200 users=10000 workers="" anvil_rss_limit=4096
 while (($# > 0)); do
   case "$1" in
     --out) out=${2:?}; shift ;;
@@ -46,13 +50,14 @@ while (($# > 0)); do
     --rate) rate=${2:?}; shift ;;
     --users) users=${2:?}; shift ;;
     --workers) workers=${2:?}; shift ;;
+    --anvil-rss-limit) anvil_rss_limit=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   shift
 done
-for value in "${duration}" "${interval}" "${rate}" "${users}" "${workers:-1}"; do
-  [[ ${value} =~ ^[1-9][0-9]*$ ]] || die "--duration, --interval, --rate, --users and --workers take positive whole numbers, got '${value}'"
+for value in "${duration}" "${interval}" "${rate}" "${users}" "${workers:-1}" "${anvil_rss_limit}"; do
+  [[ ${value} =~ ^[1-9][0-9]*$ ]] || die "--duration, --interval, --rate, --users, --workers and --anvil-rss-limit take positive whole numbers, got '${value}'"
 done
 ((duration >= 4 * interval)) || die "--duration must be at least 4 x --interval (quarters are compared)"
 if [[ -z ${workers} ]]; then
@@ -72,7 +77,7 @@ BENCH_NAME=soak
 BENCH_RUN_ID="$(bench_new_run_id)"
 load_before="$(uptime)"
 
-anvil_pid="" load_pid=""
+anvil_pid="" load_pid="" anvil_flags=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -97,22 +102,40 @@ trap 'log "interrupted"; exit 130' INT TERM
 # with automining anvil's own CPU per transaction grows with the number of blocks (measured:
 # 1.0 s per 1000 transactions at the start, 4.2 s after 8000, on an otherwise idle anvil), so a
 # soak would measure anvil slowing down; with 1-s blocks it stays at ~0.4 s per 1000. A large
-# balance, so a long run at a high rate does not drain account #9. Only recent history in memory
-# (--prune-history 64 states, --transaction-block-keeper 256 blocks; the tracker reads blocks 12
-# deep): with full history anvil's RSS grew ~1 GiB a minute at 200 withdrawals/s (10 GiB after 10
-# minutes of the first 30-minute run, which would have met the machine's 24 GiB before the end).
+# balance, so a long run at a high rate does not drain account #9.
+#
+# No state history (--prune-history without a number) and the transactions of the last 256
+# blocks only (--transaction-block-keeper; the tracker reads receipts 1 + 16 blocks deep). Anvil
+# 1.7.1 snapshots the whole state at every block whenever it keeps any state history (the
+# default, --prune-history N for any N, --max-persisted-states): with a fresh recipient per
+# withdrawal its RSS grew ~0.5-0.7 GiB a minute at 200 transfers/s, with --prune-history 64 or 1
+# alike; without history ~25 MiB a minute, ~1 GiB in 30 minutes (bench/soak/anvil_memory.py,
+# bench/README.md "Soak"). The load sends each user's withdrawals to one address of their own
+# (load.py --own-recipient): anvil's work per block grows with the chain's accounts (2.7 x in 10
+# minutes with a fresh one per withdrawal), which the latency would otherwise measure. Without
+# history the node answers only at the head: broadcaster-worker asks its nonce N - 1 blocks deep
+# when chain.confirmations = N > 1, so then anvil keeps N + 16 states and grows as above (a
+# warning says so; --anvil-rss-limit stops the run before the machine runs out).
 start_anvil() {
-  local port bin="${OUTBOX_SERVICES_ROOT:-${OUTBOX_LOCAL}}/bin/anvil"
+  local port confirmations bin="${OUTBOX_SERVICES_ROOT:-${OUTBOX_LOCAL}}/bin/anvil"
+  local -a history=(--prune-history)
   [[ -x ${bin} ]] || die "${bin} is missing (run scripts/setup)"
+  confirmations="${BROADCASTER_CHAIN_CONFIRMATIONS:-$(conf_get conf/broadcaster.toml chain.confirmations 12)}"
+  [[ ${confirmations} =~ ^[0-9]+$ ]] || die "chain.confirmations (BROADCASTER_CHAIN_CONFIRMATIONS) is not a number: '${confirmations}'"
+  if ((confirmations > 1)); then
+    history=(--prune-history "$((confirmations + 16))")
+    warn "chain.confirmations = ${confirmations}: the soak's anvil keeps ${history[1]} states for the nonce read ${confirmations} blocks deep, and its memory grows with every block (see --anvil-rss-limit)"
+  fi
   port="$(free_ports 1)"
-  "${bin}" --host 127.0.0.1 --port "${port}" --chain-id 31337 --block-time 1 --balance 100000000 --quiet \
-    --prune-history 64 --transaction-block-keeper 256 \
+  anvil_flags="--block-time 1 ${history[*]} --transaction-block-keeper 256"
+  # shellcheck disable=SC2086 # anvil_flags: words by design
+  "${bin}" --host 127.0.0.1 --port "${port}" --chain-id 31337 --balance 100000000 --quiet ${anvil_flags} \
     >"${STACK_LOG_DIR}/anvil.log" 2>&1 &
   anvil_pid=$!
   export ETH_RPC_URL="http://127.0.0.1:${port}"
   wait_until 30 "anvil on port ${port}" anvil_ready ||
     die "anvil did not answer on port ${port} (${STACK_LOG_DIR}/anvil.log)"
-  log "anvil of our own on port ${port} (pid ${anvil_pid})"
+  log "anvil of our own on port ${port} (pid ${anvil_pid}): ${anvil_flags}"
 }
 anvil_ready() {
   kill -0 "${anvil_pid}" 2>/dev/null || return 2
@@ -205,7 +228,7 @@ count=$((rate * duration))
 log "soak: ${rate} withdrawals/s for ${duration}s over ${users} users (${workers} workers), a sample every ${interval}s"
 t0_ms=$(now_ms)
 send "${count}" "${rate}" "${out}/load.ids" --users "${users}" --first-user "${first_user}" \
-  --workers "${workers}" --no-deposits 2>>"${STACK_LOG_DIR}/load.log" &
+  --workers "${workers}" --no-deposits --own-recipient 2>>"${STACK_LOG_DIR}/load.log" &
 load_pid=$!
 
 printf '%s\n' "${SAMPLE_HEADER}" >"${out}/samples.tsv"
@@ -215,6 +238,9 @@ for ((k = 1; k <= samples; k++)); do
   if ((delay_ms > 0)); then sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"; fi
   sample $((k * interval)) >>"${out}/samples.tsv"
   progress "${k}" "${samples}" "samples"
+  anvil_mib=$(($(rss_kib "${anvil_pid}") / 1024))
+  ((anvil_mib <= anvil_rss_limit)) ||
+    die "anvil (the dev chain) is at ${anvil_mib} MiB resident, above --anvil-rss-limit ${anvil_rss_limit}, after $((k * interval)) s: stopped before it takes the machine's memory (samples so far in ${out}/samples.tsv)"
   if ! kill -0 "${load_pid}" 2>/dev/null && ((k < samples)); then
     wait "${load_pid}" || die "the load generator failed after $((($(now_ms) - t0_ms) / 1000))s ($(tail -n 3 "${STACK_LOG_DIR}/load.log"))"
   fi
