@@ -85,9 +85,9 @@ struct tally {
 class call_source {
  public:
   call_source(std::int64_t users, std::size_t thread)
-      : users_(1, users), random_(std::random_device{}()), prefix_(fmt::format("load-{}-{}-{}-", ::getpid(),
-                                                                              steady::now().time_since_epoch().count(),
-                                                                              thread)) {}
+      : users_(1, users),
+        random_(std::random_device{}()),
+        prefix_(fmt::format("load-{}-{}-{}-", ::getpid(), steady::now().time_since_epoch().count(), thread)) {}
   std::int64_t user() { return users_(random_); }
   std::string key() { return prefix_ + std::to_string(++counter_); }
 
@@ -195,8 +195,8 @@ class grpc_client {
 
   void answered() {
     if (!call_->status.ok()) {
-      tally_.fail(fmt::format("gRPC {}: {}", static_cast<int>(call_->status.error_code()),
-                              call_->status.error_message()));
+      tally_.fail(
+          fmt::format("gRPC {}: {}", static_cast<int>(call_->status.error_code()), call_->status.error_message()));
       return;
     }
     const auto& initial = call_->context.GetServerInitialMetadata();
@@ -253,7 +253,8 @@ options parse(int argc, char** argv) {
     if (++i >= argc) usage(fmt::format("{} needs a value", argv[i - 1]));
     char* end = nullptr;
     const long long v = std::strtoll(argv[i], &end, 10);
-    if (*end != '\0' || v < min || v > max) usage(fmt::format("{} must be {}..{}, got {}", argv[i - 1], min, max, argv[i]));
+    if (*end != '\0' || v < min || v > max)
+      usage(fmt::format("{} must be {}..{}, got {}", argv[i - 1], min, max, argv[i]));
     return v;
   };
   for (int i = 1; i < argc; ++i) {
@@ -298,8 +299,8 @@ int main(int argc, char** argv) {
       grpc::ChannelArguments args;
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own per channel
       args.SetInt("wallet_load.channel", static_cast<int>(i));
-      auto channel = grpc::CreateCustomChannel(fmt::format("{}:{}", o.host, o.port),
-                                               grpc::InsecureChannelCredentials(), args);
+      auto channel =
+          grpc::CreateCustomChannel(fmt::format("{}:{}", o.host, o.port), grpc::InsecureChannelCredentials(), args);
       if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5))) {
         std::cerr << "wallet_load: cannot connect to grpc://" << o.host << ":" << o.port << "\n";
         return 1;
@@ -345,9 +346,8 @@ int main(int argc, char** argv) {
   bench::result("failed", failed);
   // For CPU per call: every OK answer of the run, and this client's own CPU time.
   bench::result("answered", answered);
-  bench::result("client_cpu_ms_per_call", answered > 0 ? bench::proc_cpu_seconds(::getpid()) * 1000.0 /
-                                                             static_cast<double>(answered)
-                                                       : 0.0);
+  bench::result("client_cpu_ms_per_call",
+                answered > 0 ? bench::proc_cpu_seconds(::getpid()) * 1000.0 / static_cast<double>(answered) : 0.0);
   bench::print_latencies("", fmt::format("{} {} clients", o.api, o.clients), std::move(latencies));
   return failed == 0 ? 0 : 1;
 }

@@ -147,8 +147,8 @@ token_set token_set::parse(std::string_view text, const std::string& origin) {
       if (fields.size() == 4) {
         auto users = parse_users(fields[3]);
         if (!users) {
-          throw refuse(fmt::format("\"{}\" must be users=<user_id>,... with positive integers (e.g. users=42,43)",
-                                   fields[3]));
+          throw refuse(
+              fmt::format("\"{}\" must be users=<user_id>,... with positive integers (e.g. users=42,43)", fields[3]));
         }
         e.who.users = std::move(*users);
       }

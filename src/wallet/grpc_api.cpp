@@ -223,8 +223,7 @@ class wallet_service {
     });
   }
 
-  grpc::Status Deposit(grpc::ServerContext* context, const v1::DepositRequest* request,
-                       v1::DepositResponse* response) {
+  grpc::Status Deposit(grpc::ServerContext* context, const v1::DepositRequest* request, v1::DepositResponse* response) {
     return deposit_.measure([&] {
       return authenticated(*context, [&](const principal& caller) {
         parsed<std::string> amount = request->amount();
@@ -331,17 +330,17 @@ struct grpc_api::impl {
 
   // Each method of wallet.v1.WalletService, answered on the handler threads by `wallet`.
   template <class Request, class Response, class Requester>
-  void serve(Requester requester, grpc::Status (wallet_service::*handle)(grpc::ServerContext*, const Request*, Response*)) {
-    unary->serve(grpc_unary::method<Request, Response>{
-                     [this, requester](grpc::ServerContext* context, Request* request,
-                                       grpc::ServerAsyncResponseWriter<Response>* writer,
-                                       grpc::ServerCompletionQueue* queue, void* tag) {
-                       (async.*requester)(context, request, writer, queue, queue, tag);
-                     },
-                     [this, handle](grpc::ServerContext& context, const Request& request, Response& response) {
-                       return (wallet.*handle)(&context, &request, &response);
-                     }},
-                 config.threads);
+  void serve(Requester requester,
+             grpc::Status (wallet_service::*handle)(grpc::ServerContext*, const Request*, Response*)) {
+    unary->serve(
+        grpc_unary::method<Request, Response>{
+            [this, requester](grpc::ServerContext* context, Request* request,
+                              grpc::ServerAsyncResponseWriter<Response>* writer, grpc::ServerCompletionQueue* queue,
+                              void* tag) { (async.*requester)(context, request, writer, queue, queue, tag); },
+            [this, handle](grpc::ServerContext& context, const Request& request, Response& response) {
+              return (wallet.*handle)(&context, &request, &response);
+            }},
+        config.threads);
   }
 
   grpc_config config;

@@ -77,8 +77,8 @@ class unary_call final : public pending {
   static void request(server& owner, const method<Request, Response>& m) {
     auto* call = new unary_call(owner, m);
     // During stop() no request may reach the queue; the call is not wanted then.
-    if (!owner.request_unless_stopping([&] { m.request(&call->context_, &call->request_, &call->writer_,
-                                                       owner.queue(), call); })) {
+    if (!owner.request_unless_stopping(
+            [&] { m.request(&call->context_, &call->request_, &call->writer_, owner.queue(), call); })) {
       delete call;
     }
   }

@@ -88,9 +88,9 @@ TEST_CASE("lines name the token and its scopes, a digest alone has every scope",
 }
 
 TEST_CASE("users= binds a token to accounts, without it a token acts for every account", "[wallet][auth]") {
-  const auto set = wallet::token_set::parse(std::string(s3cret_digest) + " shop-42 withdraw,read users=42,43\n" +
-                                                other_digest + " gateway withdraw,read\n",
-                                            "test");
+  const auto set = wallet::token_set::parse(
+      std::string(s3cret_digest) + " shop-42 withdraw,read users=42,43\n" + other_digest + " gateway withdraw,read\n",
+      "test");
   const auto shop = set.authenticate("Bearer s3cret-token");
   REQUIRE(shop);
   CHECK(shop->users == std::vector<std::int64_t>{42, 43});

@@ -101,8 +101,8 @@ TEST_CASE("a token bound to accounts acts for those only, over HTTP and gRPC", "
   const auto tokens = std::filesystem::temp_directory_path() / test_support::unique_name("bound_tokens");
   std::ofstream(tokens) << s3cret_digest << " treasury withdraw,deposit,read\n"
                         << other_digest << " shop-8 withdraw,deposit,read users=8\n";
-  wallet_test::wallet_process wallet(schema.url(), {{"WALLET_AUTH_TOKENS_FILE", tokens.string()},
-                                                    {"WALLET_AUTH_DISABLED", "false"}});
+  wallet_test::wallet_process wallet(schema.url(),
+                                     {{"WALLET_AUTH_TOKENS_FILE", tokens.string()}, {"WALLET_AUTH_DISABLED", "false"}});
   auto client = wallet.client();
   for (const char* user : {"8", "9"}) {
     REQUIRE(client
@@ -120,8 +120,7 @@ TEST_CASE("a token bound to accounts acts for those only, over HTTP and gRPC", "
   CHECK(denied.status == 403);
   CHECK(code_of(denied) == "forbidden");
   CHECK_THAT(denied.body, Catch::Contains("shop-8") && Catch::Contains("user_id 9"));
-  CHECK(client.post_json("/v1/accounts/9/deposits", R"({"amount": "1"})", bearer("other-token", "s-2")).status ==
-        403);
+  CHECK(client.post_json("/v1/accounts/9/deposits", R"({"amount": "1"})", bearer("other-token", "s-2")).status == 403);
   CHECK(client.get("/v1/accounts/9", bearer("other-token")).status == 403);
   CHECK(code_of(client.get("/v1/withdrawals/" + std::to_string(other_id), bearer("other-token"))) == "not_found");
 
