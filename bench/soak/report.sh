@@ -164,7 +164,7 @@ write_summary() {
   echo "Flat = the last quarter's mean at most 1.2 × the first's, or less than a small absolute step above it"
   echo "(1 MiB for sizes, 4 MiB for RSS, 10,000 dead tuples, 20 ms for latency, 2 s of load pending). \"max\" of"
   echo "p99 is the worst ${interval}-s window's. anvil is the dev chain, not ours: it fills its 256 blocks of kept"
-  echo "transactions in the first ~4 minutes, then grows ~25 MiB a minute at 200/s (bench/README.md, \"Soak\"). Whole run: ${a_n} withdrawals, commit → consumer p50 ${a_p50} ms,"
+  echo "transactions in the first ~4 minutes, then grows ~15-25 MiB a minute at 200/s (bench/README.md, \"Soak\"). Whole run: ${a_n} withdrawals, commit → consumer p50 ${a_p50} ms,"
   echo "p99 ${a_p99} ms (quarters: ${f_n} and ${l_n} withdrawals); ${unsigned} never signed."
   echo "CPU over the run (share of one core, from /proc/PID/stat between the first and the last sample):"
   echo "$(cpu_share relay) outbox-relay, $(cpu_share wallet) wallet-service, $(cpu_share broadcaster) broadcaster-worker,"
