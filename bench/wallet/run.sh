@@ -11,7 +11,8 @@
 #
 # Environment: BENCH_SECONDS (per measurement, default 20), BENCH_CLIENTS (default "8 32 64"),
 # BENCH_USERS (accounts the load spreads over, default 10000), NO_README=1 (print only),
-# BENCH_MACHINE_NOTE (what else ran on the machine, printed with the load averages),
+# BENCH_MACHINE_NOTE (what else ran on the machine, printed with the load averages; say it when
+# something did),
 # BENCH_LOAD_THREADS (the load client's threads, default 1).
 # Needs the services (`scripts/services up`) and a build with the benchmarks (OUTBOX_BUILD_TESTS=ON,
 # as the ci and release presets): wallet_load is built with wallet-service.
@@ -192,7 +193,7 @@ cat >"${out}/summary.md" <<EOF
 Measured $(date -u +%Y-%m-%d) by \`bench/wallet/run.sh\`, all in one run on one machine: $(nproc) cores
 (${cpu:-unknown CPU}), ${mem_gib} GiB RAM, ${os}, PostgreSQL ${pg_version} from \`scripts/services\`
 (fsync and synchronous_commit on). The load generators run on the same 2 cores as the database and
-the service, and ${BENCH_MACHINE_NOTE:-the machine was shared with other builds} (load average ${load_before}
+the service, and ${BENCH_MACHINE_NOTE:-nothing else was started on the machine for the run} (load average ${load_before}
 before, ${load_after} after): compare the columns, do not plan capacity from them.
 
 After a 5 s warm-up of each API (not measured), each row: ${seconds} s of \`POST /v1/withdrawals\` through
