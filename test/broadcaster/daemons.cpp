@@ -98,7 +98,11 @@ relay_to_chain::relay_to_chain(const test_support::test_schema& schema, std::str
   auto db = schema.connect();
   make_withdrawal_ids_unique(db);
   test_support::create_topic(topic, 6);
-  const auto partitions = static_cast<int>(test_support::end_offsets(topic).size());
+  // The topic is shared: on a long-lived broker it holds every earlier run's events. The worker's
+  // new group starts at its end; this test's events are published later, by the relay below.
+  const auto ends = test_support::end_offsets(topic);
+  const auto partitions = static_cast<int>(ends.size());
+  test_support::commit_offsets(group, topic, ends);
   test_support::create_topic(dlq, 1);
   worker = start_worker({&schema, &wallet, topic, group, dlq, "kafka", {}});
   REQUIRE(wait_group_assigned(group, topic, 1, partitions));

@@ -210,13 +210,21 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::
   return out;
 }
 
-std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group, const std::string& topic,
-                                                       std::chrono::milliseconds timeout) {
+namespace {
+
+// A consumer of `group` that never subscribes: it only talks to the group's coordinator.
+common::kafka::handle group_client(const std::string& group) {
   common::kafka::kafka_config config;
   config.bootstrap_servers = require_env("KAFKA_BOOTSTRAP_SERVERS");
-  // Same group id, but never subscribe: rd_kafka_committed() only asks the coordinator.
-  auto consumer = common::kafka::make_consumer(
+  return common::kafka::make_consumer(
       common::kafka::make_conf(config, {{"group.id", group}, {"enable.auto.commit", "false"}}));
+}
+
+}  // namespace
+
+std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group, const std::string& topic,
+                                                       std::chrono::milliseconds timeout) {
+  auto consumer = group_client(group);
   const auto partitions = partitions_of(consumer.get(), topic, timeout);
   common::kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   for (const auto partition : partitions) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
@@ -230,6 +238,20 @@ std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group,
   }
   rd_kafka_consumer_close(consumer.get());
   return out;
+}
+
+void commit_offsets(const std::string& group, const std::string& topic,
+                    const std::map<std::int32_t, std::int64_t>& offsets) {
+  auto consumer = group_client(group);
+  common::kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [partition, offset] : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
+  }
+  const auto err = rd_kafka_commit(consumer.get(), list.get(), 0);  // synchronous
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error(fmt::format("committing offsets of {} on {}: {}", group, topic, rd_kafka_err2str(err)));
+  }
+  rd_kafka_consumer_close(consumer.get());
 }
 
 group_description describe_group(const std::string& group, std::chrono::milliseconds timeout) {

@@ -156,6 +156,11 @@ std::map<std::int32_t, std::int64_t> end_offsets(const std::string& topic, std::
 std::map<std::int32_t, std::int64_t> committed_offsets(const std::string& group, const std::string& topic,
                                                        std::chrono::milliseconds timeout = 10s);
 
+/// Commits `offsets` (partition -> next offset to read) of `topic` for `group`, as its members
+/// would, without joining it: a group that starts later begins there. The group must have no members.
+void commit_offsets(const std::string& group, const std::string& topic,
+                    const std::map<std::int32_t, std::int64_t>& offsets);
+
 /// A consumer group as the coordinator describes it (Admin API DescribeConsumerGroups).
 struct group_member {
   std::string member_id;
