@@ -53,16 +53,7 @@ TEST_CASE("broadcaster: Redis Streams through outbox-relay confirm each withdraw
   const auto dlq = stream + "_dlq";
   const auto group = stream + "_group";
   auto redis = redis_connection();
-  struct cleanup {
-    common::redis::connection& redis;
-    std::vector<std::string> keys;
-    ~cleanup() {
-      try {
-        for (const auto& k : keys) redis.command({"DEL", k});
-      } catch (const std::exception&) {
-      }
-    }
-  } drop_streams{redis, {stream, dlq}};
+  const test_support::redis_keys drop_streams(redis, {stream, dlq});
 
   auto worker = start_worker({&schema, &wallet, stream, group, dlq, "redis", {}});
   REQUIRE(wait_until([&] { return redis_group_exists(redis, stream, group); }, 30s, 50ms));

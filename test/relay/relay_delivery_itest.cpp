@@ -237,17 +237,7 @@ TEST_CASE("relay redis: REDIS_MQ_TYPE=redis drains 5,000 rows into the stream", 
   const auto rows = relay_itest::insert_rows(db, stream, 5000, "'k' || (i % 50)");
 
   common::redis::connection redis(common::redis::parse_url(test_support::require_env("REDIS_URL")), 5s);
-  struct stream_cleanup {
-    common::redis::connection& redis;
-    std::string stream;
-    ~stream_cleanup() {
-      try {
-        redis.command({"DEL", stream});
-      } catch (const std::exception&) {
-        // Best effort: a leftover stream under a unique name harms no other test.
-      }
-    }
-  } cleanup{redis, stream};
+  const test_support::redis_keys cleanup(redis, {stream});
 
   relay_process relay(schema, {{"REDIS_MQ_TYPE", "redis"}});
   INFO("relay log: " << relay.log_path());

@@ -120,17 +120,7 @@ TEST_CASE(
   const auto refused = test_support::unique_name("relay_refused");
   const auto flowing = test_support::unique_name("relay_flowing");
   common::redis::connection redis(common::redis::parse_url(test_support::require_env("REDIS_URL")), 5s);
-  struct stream_cleanup {
-    common::redis::connection& redis;
-    std::vector<std::string> keys;
-    ~stream_cleanup() {
-      try {
-        for (const auto& key : keys) redis.command({"DEL", key});
-      } catch (const std::exception&) {
-        // Best effort: leftover keys under unique names harm no other test.
-      }
-    }
-  } cleanup{redis, {refused, flowing}};
+  const test_support::redis_keys cleanup(redis, {refused, flowing});
   // A string under the stream's name: XADD answers WRONGTYPE, a refusal of the whole stream.
   redis.command({"SET", refused, "not a stream"});
 

@@ -14,6 +14,8 @@
 
 #include <fmt/format.h>
 
+#include "common/redis.hpp"
+
 namespace test_support {
 
 std::string require_env(const char* name) {
@@ -78,6 +80,14 @@ std::optional<double> metric_value(std::string_view exposition, std::string_view
     }
   }
   return std::nullopt;
+}
+
+redis_keys::~redis_keys() {
+  try {
+    for (const auto& key : keys_) redis_.command({"DEL", key});
+  } catch (const std::exception&) {
+    // Best effort: a leftover key under a unique name harms no other test.
+  }
 }
 
 }  // namespace test_support

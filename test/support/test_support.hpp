@@ -17,6 +17,10 @@
 
 #include "common/database.hpp"
 
+namespace common::redis {
+class connection;
+}
+
 namespace test_support {
 
 using namespace std::chrono_literals;
@@ -181,5 +185,19 @@ std::vector<int> database_backends(int os_pid, pqxx::connection& db);
 /// The value of `sample` in a Prometheus text exposition: a metric name, with its labels exactly as
 /// rendered when it has any (e.g. `x_total` or `x_total{reason="rejected"}`). nullopt when absent.
 std::optional<double> metric_value(std::string_view exposition, std::string_view sample);
+
+/// Deletes its Redis keys (streams a test made, under unique names) when the scope ends; best
+/// effort: a key left behind harms no other test. The connection must outlive it.
+class redis_keys {
+ public:
+  redis_keys(common::redis::connection& redis, std::vector<std::string> keys) : redis_(redis), keys_(std::move(keys)) {}
+  ~redis_keys();
+  redis_keys(const redis_keys&) = delete;
+  redis_keys& operator=(const redis_keys&) = delete;
+
+ private:
+  common::redis::connection& redis_;
+  std::vector<std::string> keys_;
+};
 
 }  // namespace test_support
