@@ -368,6 +368,8 @@ void grpc_api::start() {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl_->port);
   // A second wallet-service on the same port must fail to start, not share its calls.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // No channelz service is registered: its per-call counters would be kept for nobody.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(impl_->config.max_receive_bytes));
   builder.RegisterService(&impl_->async);
   builder.RegisterService(&impl_->health);  // synchronous: Watch streams block a thread of gRPC's own

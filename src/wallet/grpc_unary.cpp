@@ -1,5 +1,8 @@
 #include "wallet/grpc_unary.hpp"
 
+#include <grpc/grpc.h>
+#include <grpcpp/impl/codegen/completion_queue_tag.h>
+
 namespace wallet::grpc_unary {
 
 void server::start(std::size_t threads) {
@@ -17,6 +20,22 @@ bool server::request_unless_stopping(const std::function<void()>& post) {
   if (stopping_) return false;
   post();
   return true;
+}
+
+void server::complete_here_if_done(grpc::ServerCompletionQueue& queue, const std::function<void()>& start) {
+  // grpc's thread-local cache keeps the first completion of `queue` that happens on this thread
+  // instead of posting it (and waking a waiting thread); the sync server uses it the same way.
+  grpc_completion_queue_thread_local_cache_init(queue.cq());
+  start();
+  void* core_tag = nullptr;
+  int ok = 0;
+  if (grpc_completion_queue_thread_local_cache_flush(queue.cq(), &core_tag, &ok) == 0) return;
+  // What the queue hands out is grpc++'s operation set; it turns itself into the caller's tag.
+  void* tag = nullptr;
+  bool success = ok != 0;
+  if (static_cast<grpc::internal::CompletionQueueTag*>(core_tag)->FinalizeResult(&tag, &success)) {
+    static_cast<pending*>(tag)->proceed(success);
+  }
 }
 
 void server::stop() {
