@@ -181,10 +181,11 @@ for clients in "${client_counts[@]}"; do
         continue
       fi
       run_load "${system}" "${clients}" "${slice}" 1 "${file}"
+      answered="$(result_of answered "${file}")"
       ok_calls[${system}]="${ok_calls[${system}]:-0} $(result_of ok "${file}")"
       server_ms[${system}]="${server_ms[${system}]:-0} ${server_cpu_ms}"
-      answered_calls[${system}]="${answered_calls[${system}]:-0} $(result_of answered "${file}")"
-      client_ms[${system}]="${client_ms[${system}]:-0} $(awk -v a="$(result_of answered "${file}")" \
+      answered_calls[${system}]="${answered_calls[${system}]:-0} ${answered}"
+      client_ms[${system}]="${client_ms[${system}]:-0} $(awk -v a="${answered}" \
         -v c="$(result_of client_cpu_ms_per_call "${file}")" 'BEGIN { printf "%.3f", a * c }')"
     done
   done

@@ -16,6 +16,7 @@
 // `result answered` (OK answers of the whole run, warm-up included) with the client's own CPU per
 // answer (`result client_cpu_ms_per_call`), so the script can weigh the server's CPU per call.
 // --latencies writes each measured call's latency in µs, one per line, for percentiles over runs.
+#include <absl/synchronization/mutex.h>
 #include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,7 +29,6 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <grpcpp/grpcpp.h>
-#include <absl/synchronization/mutex.h>
 #include <iostream>
 #include <memory>
 #include <mutex>

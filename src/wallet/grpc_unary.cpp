@@ -22,14 +22,14 @@ bool server::request_unless_stopping(const std::function<void()>& post) {
   return true;
 }
 
-void server::complete_here_if_done(grpc::ServerCompletionQueue& queue, const std::function<void()>& start) {
-  // grpc's thread-local cache keeps the first completion of `queue` that happens on this thread
+void server::complete_here_if_done(const std::function<void()>& start) {
+  // grpc's thread-local cache keeps the first completion of the queue that happens on this thread
   // instead of posting it (and waking a waiting thread); the sync server uses it the same way.
-  grpc_completion_queue_thread_local_cache_init(queue.cq());
+  grpc_completion_queue_thread_local_cache_init(queue_->cq());
   start();
   void* core_tag = nullptr;
   int ok = 0;
-  if (grpc_completion_queue_thread_local_cache_flush(queue.cq(), &core_tag, &ok) == 0) return;
+  if (grpc_completion_queue_thread_local_cache_flush(queue_->cq(), &core_tag, &ok) == 0) return;
   // What the queue hands out is grpc++'s operation set; it turns itself into the caller's tag.
   void* tag = nullptr;
   bool success = ok != 0;

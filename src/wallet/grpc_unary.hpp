@@ -64,7 +64,7 @@ class server {
   /// finish inside Finish, and a completion posted by a thread that is not waiting on the queue
   /// wakes one that is: this spares a thread wake-up per call. The completion's proceed() may
   /// delete the caller before this returns.
-  static void complete_here_if_done(grpc::ServerCompletionQueue& queue, const std::function<void()>& start);
+  void complete_here_if_done(const std::function<void()>& start);
   grpc::ServerCompletionQueue* queue() const noexcept { return queue_.get(); }
 
  private:
@@ -104,7 +104,7 @@ class unary_call final : public pending {
     const grpc::Status status = method_.handle(context_, request_, response_);
     // A non-OK status sends no message. When the answer went out at once, proceed(true) deletes
     // this call before complete_here_if_done returns.
-    server::complete_here_if_done(*owner_.queue(), [&] { writer_.Finish(response_, status, this); });
+    owner_.complete_here_if_done([&] { writer_.Finish(response_, status, this); });
   }
 
  private:
